@@ -1,0 +1,3 @@
+from emeritus.cli import main
+
+main()

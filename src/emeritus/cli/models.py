@@ -1,0 +1,139 @@
+"""`emeritus models`: register models and look at them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from emeritus.cli.app import open_store
+from emeritus.cli.output import console, day, emit_json, when
+from emeritus.errors import InvalidInput
+from emeritus.lifecycle import Registry, State
+from emeritus.store import list_events, parse_when
+
+models_app = typer.Typer(help="Register models and show their lifecycle.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@models_app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Unique name: letters, digits, '.', '_', '-'.")],
+    family: Annotated[str, typer.Option(help="Model family, e.g. SmolLM2.")] = "",
+    version: Annotated[str, typer.Option(help="Version or variant.")] = "",
+    description: Annotated[str, typer.Option(help="One line about the model.")] = "",
+    release_date: Annotated[
+        str | None, typer.Option(help="Release date, YYYY-MM-DD.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a model; it starts active."""
+    released = parse_when(release_date, what="release date").date() if release_date else None
+    with open_store(ctx) as store:
+        info = Registry(store).add(
+            name, family=family, version=version, description=description, release_date=released
+        )
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        console.print(f"registered [bold]{info.name}[/] (active)")
+
+
+@models_app.command("list")
+def list_models(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="Only models in this state: active, deprecated or retired.", show_default=False
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List registered models."""
+    wanted = None
+    if state is not None:
+        try:
+            wanted = State(state)
+        except ValueError:
+            raise InvalidInput(
+                f"unknown state {state!r}: choose active, deprecated or retired"
+            ) from None
+    with open_store(ctx) as store:
+        models = Registry(store).models(state=wanted)
+    if as_json:
+        emit_json([m.to_dict() for m in models])
+        return
+    if not models:
+        console.print("no models registered (add one with `emeritus models add NAME`)")
+        return
+    table = Table("name", "family", "version", "state", "retires", "successor", "availability")
+    for m in models:
+        table.add_row(
+            m.name,
+            m.family,
+            m.version,
+            str(m.state),
+            day(m.retired_at or m.retire_at),
+            m.successor or "-",
+            str(m.availability or m.availability_after or "-"),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one model: its facts, lifecycle, notices and events."""
+    with open_store(ctx) as store:
+        registry = Registry(store)
+        info = registry.get(name)
+        notices = registry.notices(model=name)
+        with store.transaction() as session:
+            events = list_events(session, subject=f"model:{name}")
+    if as_json:
+        emit_json(
+            {
+                **info.to_dict(),
+                "notices": [n.to_dict() for n in notices],
+                "events": [e.to_dict() for e in events],
+            }
+        )
+        return
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    for label, value in [
+        ("name", info.name),
+        ("family", info.family or "-"),
+        ("version", info.version or "-"),
+        ("description", info.description or "-"),
+        ("released", info.release_date.isoformat() if info.release_date else "-"),
+        ("state", str(info.state)),
+        ("successor", info.successor or "-"),
+        ("announced", when(info.announced_at)),
+        ("retires", when(info.retire_at)),
+        ("retired", when(info.retired_at)),
+        (
+            "availability",
+            str(
+                info.availability
+                or (f"{info.availability_after} (planned)" if info.availability_after else "-")
+            ),
+        ),
+    ]:
+        facts.add_row(label, value)
+    console.print(facts)
+    if events:
+        timeline = Table("seq", "time", "event", "actor", title="timeline", title_justify="left")
+        for e in events:
+            timeline.add_row(str(e.seq), when(e.time), e.kind, e.actor)
+        console.print(timeline)
+    for n in notices:
+        console.print(f"notice: {n.title} ({n.filename})")

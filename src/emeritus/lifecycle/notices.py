@@ -1,0 +1,209 @@
+"""Notices to the people who use a model: Markdown announcements and an Atom feed.
+
+A notice is composed and stored with the transition that causes it; the files under
+`$EMERITUS_HOME/notices/` are rendered from the database, so they can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from feedgen.feed import FeedGenerator
+
+from emeritus.lifecycle.states import Availability
+from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
+from emeritus.store import atomic_write, iso
+
+FEED_NAME = "feed.atom"
+
+_AFTER = {
+    Availability.NONE: "it will no longer be served",
+    Availability.RESTRICTED: "it stays available to approved researchers and the paid tier "
+    "(apply for access)",
+    Availability.PUBLIC: "it stays publicly available",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    uid: str
+    model: str
+    kind: str
+    title: str
+    body: str
+    published_at: datetime
+
+    @property
+    def filename(self) -> str:
+        return f"{self.published_at:%Y%m%d}-{self.model}-{self.kind}-{self.uid[:8]}.md"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "model": self.model,
+            "kind": self.kind,
+            "title": self.title,
+            "published_at": iso(self.published_at),
+            "file": self.filename,
+            "body": self.body,
+        }
+
+    @classmethod
+    def from_record(cls, record: NoticeRecord) -> Notice:
+        return cls(
+            record.uid,
+            record.model.name,
+            record.kind,
+            record.title,
+            record.body,
+            record.published_at,
+        )
+
+
+def _day(value: datetime | None) -> str:
+    return "-" if value is None else f"{value:%d %B %Y}".lstrip("0")
+
+
+def _label(model: ModelRecord) -> str:
+    extra = ", ".join(
+        x for x in (model.family, f"version {model.version}" if model.version else "") if x
+    )
+    return f"**{model.name}**" + (f" ({extra})" if extra else "")
+
+
+def migration_url(public_url: str, model: str) -> str:
+    return f"{public_url}/models/{model}/migration"
+
+
+def compose_deprecation(
+    model: ModelRecord, *, public_url: str, reason: str | None
+) -> tuple[str, str]:
+    assert model.announced_at is not None and model.retire_at is not None
+    days = (model.retire_at - model.announced_at).days
+    after = Availability(model.availability_after or Availability.NONE)
+    successor = model.successor.name if model.successor else None
+    title = f"{model.name} will be retired on {model.retire_at:%Y-%m-%d}"
+    lines = [
+        f"# {title}",
+        "",
+        f"{_label(model)} is deprecated as of {_day(model.announced_at)} and will be retired on "
+        f"**{_day(model.retire_at)} at {model.retire_at:%H:%M} UTC** ({days} days' notice). "
+        f"After that date {_AFTER[after]}.",
+        "",
+        "## What you should do",
+        "",
+    ]
+    if successor:
+        steps = [
+            f"Move to its successor, **{successor}**: try your prompts and workflows with it now, "
+            "while both models are available.",
+            f"Read the migration guide, which shows side by side how {successor} answers "
+            f"differently: {migration_url(public_url, model.name)}",
+        ]
+    else:
+        steps = [
+            "No successor has been named. Plan to move your work to another model before "
+            "the retirement date."
+        ]
+    if after is Availability.RESTRICTED:
+        steps.append(
+            "If your research depends on this model, apply for continued access before "
+            "the retirement date."
+        )
+    lines += [f"{n}. {step}" for n, step in enumerate(steps, start=1)]
+    lines += [
+        "",
+        "## Dates",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Announced | {iso(model.announced_at)} |",
+        f"| Retirement | {iso(model.retire_at)} |",
+        f"| Successor | {successor or 'none named'} |",
+        f"| Availability after retirement | {after} |",
+    ]
+    if reason:
+        lines += ["", f"Note: {reason}"]
+    return title, "\n".join(lines) + "\n"
+
+
+def compose_cancellation(model: ModelRecord, *, reason: str) -> tuple[str, str]:
+    title = f"The retirement of {model.name} is cancelled"
+    body = (
+        f"# {title}\n\n{_label(model)} is no longer deprecated: it stays active and there is "
+        f"no retirement date.\n\nReason: {reason}\n"
+    )
+    return title, body
+
+
+def compose_retirement(model: ModelRecord, *, public_url: str) -> tuple[str, str]:
+    assert model.retired_at is not None
+    availability = Availability(model.availability or Availability.NONE)
+    title = f"{model.name} is retired"
+    lines = [
+        f"# {title}",
+        "",
+        f"{_label(model)} was retired on {_day(model.retired_at)}; "
+        f"{_AFTER[availability].replace('will no longer be', 'is no longer')}.",
+    ]
+    if model.successor:
+        lines += [
+            "",
+            f"Its successor is **{model.successor.name}**. Migration guide: "
+            f"{migration_url(public_url, model.name)}",
+        ]
+    return title, "\n".join(lines) + "\n"
+
+
+def compose_availability(model: ModelRecord, *, previous: str) -> tuple[str, str]:
+    availability = Availability(model.availability or Availability.NONE)
+    title = f"{model.name}: availability changed from {previous} to {availability}"
+    body = (
+        f"# {title}\n\n{_label(model)} is retired; from now on "
+        f"{_AFTER[availability].replace('will no longer be', 'is no longer')}.\n"
+    )
+    return title, body
+
+
+def render_feed(notices: list[Notice], *, public_url: str) -> bytes:
+    """An Atom feed (RFC 4287) of every notice, newest first."""
+    feed = FeedGenerator()
+    feed.id(f"{public_url}/notices")
+    feed.title("Model notices")
+    feed.subtitle("Deprecations, retirements and availability of models, from emeritus")
+    feed.author({"name": "emeritus"})
+    feed.link(href=f"{public_url}/notices/{FEED_NAME}", rel="self")
+    feed.language("en")
+    newest = max((n.published_at for n in notices), default=None)
+    if newest is not None:
+        feed.updated(newest)
+    for notice in sorted(notices, key=lambda n: (n.published_at, n.uid), reverse=True):
+        entry = feed.add_entry(order="append")
+        entry.id(f"urn:uuid:{notice.uid}")
+        entry.title(notice.title)
+        entry.link(href=f"{public_url}/notices/{notice.filename}")
+        entry.published(notice.published_at)
+        entry.updated(notice.published_at)
+        entry.author({"name": "emeritus"})
+        entry.category(term=notice.kind)
+        entry.content(notice.body, type="text")
+    return bytes(feed.atom_str(pretty=True))
+
+
+def write_notices(
+    notices: list[Notice], directory: Path, *, public_url: str, feed_path: Path | None = None
+) -> list[Path]:
+    """Render every notice and the feed into `directory`, each file replaced atomically."""
+    written = []
+    for notice in notices:
+        path = directory / notice.filename
+        atomic_write(path, notice.body.encode("utf-8"))
+        written.append(path)
+    feed = render_feed(notices, public_url=public_url)
+    for path in {directory / FEED_NAME, *([feed_path] if feed_path else [])}:
+        atomic_write(path, feed)
+        written.append(path)
+    return written

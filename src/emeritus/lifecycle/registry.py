@@ -1,0 +1,430 @@
+"""The model registry and its lifecycle transitions. Rules: docs/design/lifecycle.md.
+
+Every method runs in one transaction: the change, its event and its notice are committed together,
+or, when a rule refuses, nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from emeritus.errors import Conflict, InvalidInput, NotFound
+from emeritus.lifecycle.notices import (
+    Notice,
+    compose_availability,
+    compose_cancellation,
+    compose_deprecation,
+    compose_retirement,
+    write_notices,
+)
+from emeritus.lifecycle.states import (
+    Availability,
+    State,
+    check_name,
+    check_notice,
+    check_transition,
+)
+from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
+from emeritus.store import Store, append_event, iso, sha256_digest, utc_now
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model as the interfaces show it."""
+
+    name: str
+    family: str
+    version: str
+    description: str
+    release_date: date | None
+    state: State
+    successor: str | None
+    announced_at: datetime | None
+    retire_at: datetime | None
+    retired_at: datetime | None
+    availability_after: Availability | None
+    availability: Availability | None
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, r: ModelRecord) -> ModelInfo:
+        return cls(
+            r.name,
+            r.family,
+            r.version,
+            r.description,
+            r.release_date,
+            State(r.state),
+            r.successor.name if r.successor else None,
+            r.announced_at,
+            r.retire_at,
+            r.retired_at,
+            Availability(r.availability_after) if r.availability_after else None,
+            Availability(r.availability) if r.availability else None,
+            r.created_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else iso(value)
+
+        return {
+            "name": self.name,
+            "family": self.family,
+            "version": self.version,
+            "description": self.description,
+            "release_date": self.release_date.isoformat() if self.release_date else None,
+            "state": str(self.state),
+            "successor": self.successor,
+            "announced_at": when(self.announced_at),
+            "retire_at": when(self.retire_at),
+            "retired_at": when(self.retired_at),
+            "availability_after": self.availability_after and str(self.availability_after),
+            "availability": self.availability and str(self.availability),
+            "created_at": iso(self.created_at),
+        }
+
+
+def _subject(name: str) -> str:
+    return f"model:{name}"
+
+
+class Registry:
+    """Register models and move them through their lifecycle."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.settings = store.settings
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, name: str) -> ModelInfo:
+        with self.store.transaction() as session:
+            return ModelInfo.from_record(self._load(session, name))
+
+    def models(self, *, state: State | None = None) -> list[ModelInfo]:
+        with self.store.transaction() as session:
+            query = select(ModelRecord).order_by(ModelRecord.name)
+            if state is not None:
+                query = query.where(ModelRecord.state == state.value)
+            return [ModelInfo.from_record(r) for r in session.scalars(query).unique()]
+
+    def notices(self, *, model: str | None = None) -> list[Notice]:
+        with self.store.transaction() as session:
+            query = select(NoticeRecord).order_by(NoticeRecord.published_at, NoticeRecord.id)
+            if model is not None:
+                query = query.where(NoticeRecord.model_id == self._load(session, model).id)
+            return [Notice.from_record(r) for r in session.scalars(query).unique()]
+
+    def publish_notices(self, *, feed_path: Path | None = None) -> list[Path]:
+        """(Re)render every notice and the Atom feed under the home's notices directory."""
+        return write_notices(
+            self.notices(),
+            self.settings.notices_dir,
+            public_url=self.settings.public_url,
+            feed_path=feed_path,
+        )
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        *,
+        family: str = "",
+        version: str = "",
+        description: str = "",
+        release_date: date | None = None,
+        now: datetime | None = None,
+    ) -> ModelInfo:
+        check_name(name)
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            if session.scalar(select(ModelRecord.id).where(ModelRecord.name == name)) is not None:
+                raise Conflict(f"model {name!r} is already registered")
+            record = ModelRecord(
+                name=name,
+                family=family,
+                version=version,
+                description=description,
+                release_date=release_date,
+                state=State.ACTIVE.value,
+                created_at=now,
+            )
+            session.add(record)
+            session.flush()
+            info = ModelInfo.from_record(record)
+            self._event(session, "model.registered", name, info.to_dict())
+            return info
+
+    def deprecate(
+        self,
+        name: str,
+        *,
+        retire_at: datetime,
+        successor: str | None = None,
+        notice_days: int | None = None,
+        force: bool = False,
+        reason: str | None = None,
+        availability_after: Availability = Availability.NONE,
+        now: datetime | None = None,
+    ) -> ModelInfo:
+        now = now or utc_now()
+        notice_days = self.settings.notice_days if notice_days is None else notice_days
+        if notice_days < 0:
+            raise InvalidInput(f"--notice-days must not be negative, not {notice_days}")
+        with self.store.transaction() as session:
+            record = self._load(session, name, lock=True)
+            check_transition(State(record.state), State.DEPRECATED)
+            check_notice(
+                announced=now,
+                retire_at=retire_at,
+                notice_days=notice_days,
+                force=force,
+                reason=reason,
+            )
+            heir = self._successor(session, record, successor) if successor else None
+            record.state = State.DEPRECATED.value
+            record.announced_at, record.retire_at = now, retire_at
+            record.successor = heir
+            record.availability_after = availability_after.value
+            session.flush()
+            short = (retire_at - now).total_seconds() < notice_days * 86400
+            self._event(
+                session,
+                "lifecycle.deprecated",
+                name,
+                {
+                    "from": State.ACTIVE.value,
+                    "to": State.DEPRECATED.value,
+                    "announced_at": iso(now),
+                    "retire_at": iso(retire_at),
+                    "successor": successor,
+                    "notice_days_required": notice_days,
+                    "availability_after": availability_after.value,
+                    "forced": short,
+                    "reason": reason if short else None,
+                },
+            )
+            title, body = compose_deprecation(
+                record, public_url=self.settings.public_url, reason=reason if short else None
+            )
+            self._notice(session, record, "deprecation", title, body, now)
+            return ModelInfo.from_record(record)
+
+    def cancel(self, name: str, *, reason: str, now: datetime | None = None) -> ModelInfo:
+        if not reason.strip():
+            raise InvalidInput("cancelling a deprecation needs a --reason")
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            record = self._load(session, name, lock=True)
+            check_transition(State(record.state), State.ACTIVE)
+            before = ModelInfo.from_record(record).to_dict()
+            record.state = State.ACTIVE.value
+            record.announced_at = record.retire_at = None
+            record.successor, record.availability_after = None, None
+            session.flush()
+            self._event(
+                session,
+                "lifecycle.deprecation_cancelled",
+                name,
+                {
+                    "from": State.DEPRECATED.value,
+                    "to": State.ACTIVE.value,
+                    "reason": reason,
+                    "cancelled_retire_at": before["retire_at"],
+                    "cancelled_successor": before["successor"],
+                },
+            )
+            title, body = compose_cancellation(record, reason=reason)
+            self._notice(session, record, "cancellation", title, body, now)
+            return ModelInfo.from_record(record)
+
+    def retire(
+        self,
+        name: str,
+        *,
+        availability: Availability | None = None,
+        force: bool = False,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[ModelInfo, bool]:
+        """Retire a deprecated model whose date has come (earlier only with force and a reason),
+        or change a retired model's availability. Returns the model and whether anything changed."""
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            record = self._load(session, name, lock=True)
+            if record.state == State.RETIRED.value:
+                if availability is None or availability.value == record.availability:
+                    return ModelInfo.from_record(record), False
+                self._change_availability(session, record, availability, now)
+                return ModelInfo.from_record(record), True
+            check_transition(State(record.state), State.RETIRED)
+            assert record.retire_at is not None
+            early = now < record.retire_at
+            if early and not force:
+                raise Conflict(
+                    f"{name} retires on {iso(record.retire_at)}: not yet reached "
+                    "(use --force with --reason to retire it early)"
+                )
+            if early and not (reason and reason.strip()):
+                raise InvalidInput("--force needs --reason: an early retirement must be explained")
+            self._retire(
+                session,
+                record,
+                availability,
+                now=now,
+                at=now if early else record.retire_at,
+                reason=reason if early else None,
+            )
+            return ModelInfo.from_record(record), True
+
+    def tick(self, *, now: datetime | None = None) -> list[ModelInfo]:
+        """Retire every deprecated model whose retirement time has passed. Idempotent."""
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            due = session.scalars(
+                select(ModelRecord)
+                .where(ModelRecord.state == State.DEPRECATED.value, ModelRecord.retire_at <= now)
+                .order_by(ModelRecord.retire_at, ModelRecord.name)
+                .with_for_update(of=ModelRecord)
+            ).unique()
+            retired = []
+            for record in due:
+                assert record.retire_at is not None
+                self._retire(
+                    session, record, None, now=now, at=record.retire_at, reason=None, actor="system"
+                )
+                retired.append(ModelInfo.from_record(record))
+            return retired
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _load(self, session: Session, name: str, *, lock: bool = False) -> ModelRecord:
+        query = select(ModelRecord).where(ModelRecord.name == name)
+        if lock:
+            query = query.with_for_update(of=ModelRecord)
+        record = session.scalars(query).unique().one_or_none()
+        if record is None:
+            raise NotFound(f"unknown model {name!r} (see `emeritus models list`)")
+        return record
+
+    def _successor(self, session: Session, record: ModelRecord, name: str) -> ModelRecord:
+        if name == record.name:
+            raise Conflict(f"{name} cannot be its own successor")
+        heir = (
+            session.scalars(select(ModelRecord).where(ModelRecord.name == name))
+            .unique()
+            .one_or_none()
+        )
+        if heir is None:
+            raise NotFound(
+                f"unknown successor {name!r}: register it first with `emeritus models add`"
+            )
+        if heir.state != State.ACTIVE.value:
+            raise Conflict(f"successor {name} is {heir.state}: a successor must be an active model")
+        return heir
+
+    def _retire(
+        self,
+        session: Session,
+        record: ModelRecord,
+        availability: Availability | None,
+        *,
+        now: datetime,
+        at: datetime,
+        reason: str | None,
+        actor: str | None = None,
+    ) -> None:
+        chosen = availability or Availability(record.availability_after or Availability.NONE)
+        record.state = State.RETIRED.value
+        record.retired_at = at
+        record.availability = chosen.value
+        session.flush()
+        self._event(
+            session,
+            "lifecycle.retired",
+            record.name,
+            {
+                "from": State.DEPRECATED.value,
+                "to": State.RETIRED.value,
+                "retired_at": iso(at),
+                "availability": chosen.value,
+                "early": reason is not None,
+                "reason": reason,
+            },
+            actor=actor,
+        )
+        title, body = compose_retirement(record, public_url=self.settings.public_url)
+        self._notice(session, record, "retirement", title, body, now, actor=actor)
+
+    def _change_availability(
+        self, session: Session, record: ModelRecord, availability: Availability, now: datetime
+    ) -> None:
+        previous = record.availability or Availability.NONE.value
+        record.availability = availability.value
+        session.flush()
+        self._event(
+            session,
+            "lifecycle.availability_changed",
+            record.name,
+            {"from": previous, "to": availability.value},
+        )
+        title, body = compose_availability(record, previous=previous)
+        self._notice(session, record, "availability", title, body, now)
+
+    def _notice(
+        self,
+        session: Session,
+        record: ModelRecord,
+        kind: str,
+        title: str,
+        body: str,
+        now: datetime,
+        *,
+        actor: str | None = None,
+    ) -> None:
+        uid = str(uuid.uuid4())
+        session.add(
+            NoticeRecord(
+                uid=uid, model_id=record.id, kind=kind, title=title, body=body, published_at=now
+            )
+        )
+        self._event(
+            session,
+            "notice.published",
+            record.name,
+            {
+                "uid": uid,
+                "kind": kind,
+                "title": title,
+                "body_digest": sha256_digest(body.encode("utf-8")),
+            },
+            actor=actor,
+        )
+
+    def _event(
+        self,
+        session: Session,
+        kind: str,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> None:
+        # The event's own time is the wall clock; `now` (settable for tests and the demo) is the
+        # logical time of the change and appears in the payload.
+        append_event(
+            session,
+            kind=kind,
+            subject=_subject(name),
+            actor=actor or self.settings.actor,
+            payload=payload,
+        )

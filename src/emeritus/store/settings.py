@@ -1,0 +1,76 @@
+"""Settings, read once from the environment: where emeritus keeps its data and how it behaves."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import platformdirs
+
+from emeritus.errors import InvalidInput
+
+DEFAULT_NOTICE_DAYS = 60
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting emeritus reads, with the environment variable that sets it.
+
+    - `home` (`EMERITUS_HOME`): the data directory; default: the user's data directory.
+    - `database_url` (`EMERITUS_DATABASE_URL`): SQLAlchemy URL; default: SQLite in the home.
+    - `notice_days` (`EMERITUS_NOTICE_DAYS`): minimum days between a deprecation notice and
+      retirement; default 60.
+    - `public_url` (`EMERITUS_PUBLIC_URL`): where this installation's pages are published, used in
+      notices and feeds; default `http://localhost:8000`.
+    - `actor` (`EMERITUS_ACTOR`): who is recorded as acting; default: the login name.
+    """
+
+    home: Path
+    database_url: str
+    notice_days: int = DEFAULT_NOTICE_DAYS
+    public_url: str = "http://localhost:8000"
+    actor: str = "unknown"
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, home: Path | None = None
+    ) -> Settings:
+        env = os.environ if env is None else env
+        if home is None:
+            home_text = env.get("EMERITUS_HOME")
+            home = Path(home_text) if home_text else platformdirs.user_data_path("emeritus")
+        home = home.expanduser().resolve()
+        database_url = env.get("EMERITUS_DATABASE_URL") or f"sqlite:///{home / 'emeritus.db'}"
+        notice_text = env.get("EMERITUS_NOTICE_DAYS", str(DEFAULT_NOTICE_DAYS))
+        try:
+            notice_days = int(notice_text)
+        except ValueError:
+            raise InvalidInput(
+                f"EMERITUS_NOTICE_DAYS must be a whole number, not {notice_text!r}"
+            ) from None
+        if notice_days < 0:
+            raise InvalidInput(f"EMERITUS_NOTICE_DAYS must not be negative, not {notice_days}")
+        return cls(
+            home=home,
+            database_url=database_url,
+            notice_days=notice_days,
+            public_url=env.get("EMERITUS_PUBLIC_URL", "http://localhost:8000").rstrip("/"),
+            actor=env.get("EMERITUS_ACTOR") or _login_name(),
+        )
+
+    def with_actor(self, actor: str | None) -> Settings:
+        return self if not actor else replace(self, actor=actor)
+
+    @property
+    def notices_dir(self) -> Path:
+        return self.home / "notices"
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
