@@ -1,0 +1,79 @@
+"""Shared fixtures: a hermetic home per test, and every store test on SQLite and PostgreSQL.
+
+PostgreSQL is the server on 127.0.0.1:5432 (override with EMERITUS_TEST_POSTGRES_URL); each test
+gets its own schema, dropped afterwards. A missing server fails the tests: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from emeritus.lifecycle import Registry
+from emeritus.store import Settings, Store
+
+POSTGRES_URL = os.environ.get(
+    "EMERITUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point EMERITUS_HOME at a temporary directory and clear every other setting."""
+    for name in list(os.environ):
+        if name.startswith("EMERITUS_") and name != "EMERITUS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("EMERITUS_HOME", str(home))
+    monkeypatch.setenv("EMERITUS_ACTOR", "tester")
+    return home
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose connections use a fresh schema of their own."""
+    schema = f"emeritus_test_{uuid.uuid4().hex[:12]}"
+    engine = _admin_engine()
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required for these tests: {exc}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'emeritus.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(hermetic_home: Path, database_url: str) -> Settings:
+    return Settings(home=hermetic_home, database_url=database_url, actor="tester")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with Store.open(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def registry(store: Store) -> Registry:
+    return Registry(store)
