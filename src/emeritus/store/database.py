@@ -8,6 +8,7 @@ rows they lock (see `events.py`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -87,28 +88,51 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; cheap when it is already there."""
+        """Bring the schema to the newest revision; cheap when it is already there.
+
+        Concurrent first uses (two CLI processes, several gateway workers) take a lock, so only
+        one of them migrates and the others find the schema done.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         head = ScriptDirectory.from_config(config).get_current_head()
-        with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-            connection.rollback()
-        if current == head:
+        if self._revision() == head:
             return
-        with self.engine.connect() as connection:
-            if not self.is_sqlite:
-                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
-                connection.commit()
-            try:
+        with self._migration_lock():
+            if self._revision() == head:
+                return
+            with self.engine.connect() as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+
+    def _revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.is_sqlite:
+            database = make_url(self.url).database
+            if database in (None, "", ":memory:"):
+                yield
+                return
+            with Path(f"{database}.migrate.lock").open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
             finally:
-                if not self.is_sqlite:
-                    connection.execute(
-                        text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY}
-                    )
-                    connection.commit()
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
