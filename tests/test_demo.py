@@ -1,0 +1,40 @@
+"""`emeritus demo`: the lifecycle stage runs end to end in a fresh home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from emeritus.cli import app
+from emeritus.cli.demo import NEW, OLD
+from emeritus.lifecycle import Availability, Registry, State
+from emeritus.store import Settings, Store, verify_chain
+
+runner = CliRunner()
+
+
+def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "stage 1: lifecycle" in out
+    assert "a 30-day notice is refused: notice too short" in out
+    assert f"retired {OLD} with availability restricted" in out
+    assert "event chain intact" in out
+    with Store.open(Settings.from_env({}, home=home)) as store:
+        registry = Registry(store)
+        old = registry.get(OLD)
+        assert old.state is State.RETIRED and old.availability is Availability.RESTRICTED
+        assert old.successor == NEW and registry.get(NEW).state is State.ACTIVE
+        with store.transaction() as session:
+            assert verify_chain(session).ok
+    assert (home / "notices" / "feed.atom").exists()
+
+
+def test_demo_refuses_a_used_home(tmp_path: Path) -> None:
+    (tmp_path / "something").write_text("x")
+    result = runner.invoke(app, ["demo", "--home", str(tmp_path)])
+    assert result.exit_code == 4
+    assert result.stderr.startswith("error: demo home") and "not empty" in result.stderr
