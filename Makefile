@@ -52,7 +52,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	EMERITUS_DISALLOW_SKIP=1 $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 format: install
 	$(BIN)/ruff check --fix src tests

@@ -77,3 +77,15 @@ def store(settings: Settings) -> Iterator[Store]:
 @pytest.fixture
 def registry(store: Store) -> Registry:
     return Registry(store)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI (or with EMERITUS_DISALLOW_SKIP=1) a skipped test is a failure: gated suites must
+    run, not quietly vanish (restic's RESTIC_TEST_DISALLOW_SKIP)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    strict = os.environ.get("CI") or os.environ.get("EMERITUS_DISALLOW_SKIP")
+    if strict and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
