@@ -79,13 +79,15 @@ def registry(store: Store) -> Registry:
     return Registry(store)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | pytest.TestReport:
     """In CI (or with EMERITUS_DISALLOW_SKIP=1) a skipped test is a failure: gated suites must
     run, not quietly vanish (restic's RESTIC_TEST_DISALLOW_SKIP)."""
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
+    report: pytest.TestReport = yield  # type: ignore[misc]
     strict = os.environ.get("CI") or os.environ.get("EMERITUS_DISALLOW_SKIP")
     if strict and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
-        report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
+        report.longrepr = f"skipped, which is not allowed here: {report.longrepr}"
+    return report
