@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from emeritus.lifecycle import Registry
 from emeritus.store import Settings, Store
 
+# Read once at start-up: the hermetic fixture below clears EMERITUS_* variables for each test.
+DISALLOW_SKIP = bool(os.environ.get("CI") or os.environ.get("EMERITUS_DISALLOW_SKIP"))
 POSTGRES_URL = os.environ.get(
     "EMERITUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -86,8 +88,7 @@ def pytest_runtest_makereport(
     """In CI (or with EMERITUS_DISALLOW_SKIP=1) a skipped test is a failure: gated suites must
     run, not quietly vanish (restic's RESTIC_TEST_DISALLOW_SKIP)."""
     report: pytest.TestReport = yield  # type: ignore[misc]
-    strict = os.environ.get("CI") or os.environ.get("EMERITUS_DISALLOW_SKIP")
-    if strict and report.skipped and not hasattr(report, "wasxfail"):
+    if DISALLOW_SKIP and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped, which is not allowed here: {report.longrepr}"
     return report
