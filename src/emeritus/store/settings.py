@@ -26,6 +26,8 @@ class Settings:
     - `public_url` (`EMERITUS_PUBLIC_URL`): where this installation's pages are published, used in
       notices and feeds; default `http://localhost:8000`.
     - `actor` (`EMERITUS_ACTOR`): who is recorded as acting; default: the login name.
+    - `archive_root` (`EMERITUS_ARCHIVE`): the primary archive copy, a local directory where
+      objects are written; default: `archive` in the home.
     """
 
     home: Path
@@ -33,6 +35,7 @@ class Settings:
     notice_days: int = DEFAULT_NOTICE_DAYS
     public_url: str = "http://localhost:8000"
     actor: str = "unknown"
+    archive_root: Path | None = None
 
     @classmethod
     def from_env(
@@ -59,10 +62,17 @@ class Settings:
             notice_days=notice_days,
             public_url=env.get("EMERITUS_PUBLIC_URL", "http://localhost:8000").rstrip("/"),
             actor=env.get("EMERITUS_ACTOR") or _login_name(),
+            archive_root=Path(env["EMERITUS_ARCHIVE"]).expanduser().resolve()
+            if env.get("EMERITUS_ARCHIVE")
+            else None,
         )
 
     def with_actor(self, actor: str | None) -> Settings:
         return self if not actor else replace(self, actor=actor)
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.archive_root or self.home / "archive"
 
     @property
     def notices_dir(self) -> Path:
