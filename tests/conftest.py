@@ -92,3 +92,7 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped, which is not allowed here: {report.longrepr}"
     return report
+
+
+# The S3 server (moto) fixtures live in their own module.
+from s3_server import s3_endpoint, s3_url  # noqa: E402, F401

@@ -83,12 +83,20 @@ class S3Storage(Storage):
             raise FileNotFoundError(str(source))
 
         def upload() -> None:
-            # A multipart upload becomes visible only when it completes: atomic per object.
-            with source.open("rb") as src, self.fs.open(key, "wb", block_size=CHUNK) as out:
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+            # A multipart upload becomes visible only when it completes: atomic per object. On a
+            # failure the upload is aborted, never completed (a `with` block would complete it).
+            out = self.fs.open(key, "wb", block_size=CHUNK)
+            try:
+                with source.open("rb") as src:
+                    while chunk := src.read(CHUNK):
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+            except BaseException:
+                out.discard()
+                out.closed = True  # nothing left to commit when it is collected
+                raise
+            out.close()
 
         self._retry(upload)
         self.fs.invalidate_cache()
