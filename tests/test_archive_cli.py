@@ -50,6 +50,10 @@ def test_preserve_verify_damage_repair_restore(tmp_path: Path, hermetic_home: Pa
     ).read_bytes()
     run("export-bag", "m", str(tmp_path / "bag"))
     assert (tmp_path / "bag" / "bagit.txt").exists()
+    shown = json.loads(run("models", "show", "m", "--json"))
+    assert shown["artifacts"]["version"] == 1
+    assert {f["path"] for f in shown["artifacts"]["files"]} >= {"weights/config.json"}
+    assert "preserved as urn:emeritus:model:m v1" in run("models", "show", "m")
     copies = json.loads(run("archive", "copies", "--json"))
     assert [c["role"] for c in copies] == ["primary", "replica"]
 

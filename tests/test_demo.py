@@ -6,6 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from emeritus.archive import Archive, verify
 from emeritus.cli import app
 from emeritus.cli.demo import NEW, OLD
 from emeritus.lifecycle import Availability, Registry, State
@@ -22,7 +23,10 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "stage 1: lifecycle" in out
     assert "a 30-day notice is refused: notice too short" in out
     assert f"retired {OLD} with availability restricted" in out
-    assert "event chain intact" in out
+    assert "stage 2: preserve" in out
+    assert "tensor inventory: 272 tensors" in out and "architecture llama" in out
+    assert "full fixity check on every copy: primary ok, replica ok" in out
+    assert "chain intact" in out
     with Store.open(Settings.from_env({}, home=home)) as store:
         registry = Registry(store)
         old = registry.get(OLD)
@@ -30,6 +34,9 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         assert old.successor == NEW and registry.get(NEW).state is State.ACTIVE
         with store.transaction() as session:
             assert verify_chain(session).ok
+        archive = Archive(store)
+        assert archive.object(OLD).head == 1
+        assert verify(archive, OLD, full=True).ok
     assert (home / "notices" / "feed.atom").exists()
 
 

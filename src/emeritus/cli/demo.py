@@ -110,11 +110,7 @@ def stage_lifecycle(demo: Demo) -> None:
 
     with demo.store.transaction() as session:
         events = list_events(session, subject=f"model:{OLD}")
-        report = verify_chain(session)
-    demo.say(
-        f"{len(events)} events about {OLD}; event chain intact: {report.ok} "
-        f"({report.events} events, head {report.head_digest[:23]}...)"
-    )
+    demo.say(f"{len(events)} events recorded about {OLD} so far")
 
 
 def stage_preserve(demo: Demo) -> None:
@@ -195,5 +191,11 @@ def demo(
                 stage(run)
             except EmeritusError as exc:
                 raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
+        with store.transaction() as session:
+            report = verify_chain(session)
     console.print(Rule())
+    state = "intact" if report.ok else f"BROKEN: {report.problem}"
+    console.print(
+        f"event log: {report.events} events, chain {state}, head {report.head_digest[:23]}..."
+    )
     console.print(f"done. Look around: EMERITUS_HOME={settings.home} emeritus models show {OLD}")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from emeritus.archive import Archive
 from emeritus.cli.app import open_store
 from emeritus.cli.output import console, day, emit_json, when
-from emeritus.errors import InvalidInput
+from emeritus.errors import InvalidInput, NotFound
 from emeritus.lifecycle import Registry, State
-from emeritus.store import list_events, parse_when
+from emeritus.store import Store, list_events, parse_when
 
 models_app = typer.Typer(help="Register models and show their lifecycle.", no_args_is_help=True)
 
@@ -97,10 +99,12 @@ def show(
         notices = registry.notices(model=name)
         with store.transaction() as session:
             events = list_events(session, subject=f"model:{name}")
+        artifacts = _artifacts(store, name)
     if as_json:
         emit_json(
             {
                 **info.to_dict(),
+                "artifacts": artifacts,
                 "notices": [n.to_dict() for n in notices],
                 "events": [e.to_dict() for e in events],
             }
@@ -137,3 +141,25 @@ def show(
         console.print(timeline)
     for n in notices:
         console.print(f"notice: {n.title} ({n.filename})")
+    if artifacts is not None:
+        console.print(f"preserved as {artifacts['object_id']} v{artifacts['version']}:")
+        for f in artifacts["files"]:
+            console.print(f"  {f['path']}  {f['size']:,} bytes  {f['sha256']}", markup=False)
+
+
+def _artifacts(store: Store, name: str) -> dict[str, Any] | None:
+    """The model's preserved files (from its archive object), or None if not preserved."""
+    archive = Archive(store)
+    try:
+        record = archive.object(name)
+    except NotFound:
+        return None
+    described = json.loads(archive.read_logical(name, "emeritus/object.json"))
+    return {
+        "object_id": record.object_id,
+        "version": record.head,
+        "files": [
+            {k: f[k] for k in ("path", "role", "size", "sha256") if k in f}
+            for f in described["files"]
+        ],
+    }
