@@ -92,5 +92,6 @@ def test_sigkill_during_preserve(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_sigkill_during_preserve_many_times(tmp_path: Path) -> None:
     _trials(tmp_path, 200, seed=2)
