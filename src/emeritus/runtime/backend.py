@@ -1,0 +1,130 @@
+"""The backend interface every inference engine implements. Contract: docs/design/runtime.md."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from emeritus.errors import EmeritusError, InvalidInput
+
+Role = Literal["system", "user", "assistant"]
+
+
+class BackendError(EmeritusError):
+    """A backend failed to answer: one line naming the backend, the model and the failure."""
+
+    exit_code = 6
+
+
+class LoadError(BackendError):
+    """A model could not be loaded."""
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sampling parameters; the defaults are greedy and reproducible."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    repeat_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise InvalidInput(f"max_tokens must be at least 1, not {self.max_tokens}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise InvalidInput(f"temperature must be between 0 and 2, not {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidInput(f"top_p must be in (0, 1], not {self.top_p}")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    params: Params = field(default_factory=Params)
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            raise InvalidInput("a chat request needs at least one message")
+        for message in self.messages:
+            if message.role not in ("system", "user", "assistant"):
+                raise InvalidInput(f"unknown message role {message.role!r}")
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    finish_reason: str  # "stop" | "length"
+    prompt_format: str
+    token_ids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed answer; the last one has `usage` and `finish_reason`."""
+
+    text: str
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    prompt_format: str | None = None
+    token_ids: tuple[int, ...] | None = None
+
+
+class Backend(ABC):
+    """One loaded model behind one engine."""
+
+    name: str
+
+    @abstractmethod
+    def chat(self, request: ChatRequest) -> Completion: ...
+
+    @abstractmethod
+    def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]: ...
+
+    @abstractmethod
+    def complete(self, prompt: str, params: Params) -> Completion: ...
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The runtime a fingerprint records: backend, version, build flags, threads."""
+
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
+        """Release the model (memory, connections)."""
+
+
+def backend_classes() -> dict[str, Any]:
+    """Backends registered under the `emeritus.backends` entry points, by name."""
+    return {entry.name: entry for entry in entry_points(group="emeritus.backends")}
+
+
+def open_backend(name: str, **options: Any) -> Backend:
+    found = backend_classes()
+    if name not in found:
+        raise InvalidInput(f"unknown backend {name!r}: known are {', '.join(sorted(found))}")
+    backend: Backend = found[name].load()(**options)
+    return backend

@@ -1,0 +1,84 @@
+"""A scripted, deterministic backend for testing the layers above the runtime. Never a stand-in
+for a real model: the real bundled models cover the real path.
+
+Script (YAML): `replies` matched in order by a substring of the last user message, then
+`default`:
+
+    replies:
+      - when: "retire"
+        reply: "I have mixed feelings."
+    default: "I am a mock model."
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emeritus import __version__
+from emeritus.errors import InvalidInput
+from emeritus.runtime.backend import (
+    Backend,
+    ChatRequest,
+    Chunk,
+    Completion,
+    Params,
+    Usage,
+)
+
+
+class MockBackend(Backend):
+    name = "mock"
+
+    def __init__(self, script: str | Path | dict[str, Any] | None = None, **_: Any) -> None:
+        if script is None:
+            data: dict[str, Any] = {}
+        elif isinstance(script, dict):
+            data = script
+        else:
+            try:
+                loaded = yaml.safe_load(Path(script).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise InvalidInput(f"mock script {script}: {exc}") from None
+            data = loaded or {}
+        if not isinstance(data, dict) or not isinstance(data.get("replies", []), list):
+            raise InvalidInput("mock script must be a mapping with a list of replies")
+        self.replies = [(str(r["when"]), str(r["reply"])) for r in data.get("replies", [])]
+        self.default = str(data.get("default", "I am a mock model."))
+
+    def _answer(self, prompt: str) -> str:
+        for needle, reply in self.replies:
+            if needle.lower() in prompt.lower():
+                return reply
+        return self.default
+
+    def _finish(self, prompt: str, text: str, params: Params, fmt: str) -> Completion:
+        words = text.split(" ")
+        finish = "stop"
+        if len(words) > params.max_tokens:
+            text, finish = " ".join(words[: params.max_tokens]), "length"
+        ids = tuple(int(hashlib.sha256(w.encode()).hexdigest()[:6], 16) for w in text.split(" "))
+        usage = Usage(len(prompt.split()), len(ids))
+        return Completion(text, usage, finish, fmt, ids)
+
+    def chat(self, request: ChatRequest) -> Completion:
+        last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        prompt = " ".join(m.content for m in request.messages)
+        return self._finish(prompt, self._answer(last), request.params, "mock")
+
+    def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
+        done = self.chat(request)
+        words = done.text.split(" ")
+        for index, word in enumerate(words):
+            yield Chunk(word if index == 0 else " " + word)
+        yield Chunk("", done.usage, done.finish_reason, done.prompt_format)
+
+    def complete(self, prompt: str, params: Params) -> Completion:
+        return self._finish(prompt, self._answer(prompt), params, "raw")
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "mock", "version": __version__, "build_flags": "", "threads": 0}

@@ -1,0 +1,100 @@
+"""Running preserved models: open one from the archive's own content file, fingerprint it, and
+replay its fingerprints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from emeritus.archive import Archive
+from emeritus.errors import EmeritusError, NotFound
+from emeritus.runtime import fingerprint
+from emeritus.runtime.backend import Backend
+from emeritus.runtime.llamacpp import LlamaCppBackend
+from emeritus.store import append_event, utc_now
+
+
+def weights_entry(archive: Archive, model: str) -> dict[str, Any]:
+    """The GGUF weights file recorded in the model's object.json."""
+    described = json.loads(archive.read_logical(model, "emeritus/object.json"))
+    ggufs = [f for f in described["files"] if f.get("format") == "gguf"]
+    if not ggufs:
+        raise EmeritusError(
+            f"{model} has no GGUF weights to run (safetensors models need an "
+            "OpenAI-compatible server: use the openai backend)"
+        )
+    entry: dict[str, Any] = ggufs[0]
+    return entry
+
+
+def open_preserved(archive: Archive, model: str, **options: Any) -> tuple[Backend, int]:
+    """The embedded backend over the archive's content file (memory-mapped, no copy), and the
+    bytes it occupies (for the pool's budget)."""
+    path = archive.content_file(model, weights_entry(archive, model)["path"])
+    return LlamaCppBackend(path, **options), path.stat().st_size
+
+
+def fingerprint_model(archive: Archive, model: str, backend: Backend) -> tuple[str, int]:
+    """Take a fingerprint and store it as a new version of the model's object."""
+    weights = weights_entry(archive, model)
+    document = fingerprint.take(
+        backend, model=model, weights_sha256=weights["sha256"], now=utc_now()
+    )
+    name = fingerprint.filename(document)
+    version = archive.add_files(
+        model,
+        {name: fingerprint.encode(document)},
+        message=f"behavioural fingerprint ({document['runtime']['backend']})",
+    )
+    with archive.store.transaction() as session:
+        append_event(
+            session,
+            kind="runtime.fingerprinted",
+            subject=f"model:{model}",
+            actor=archive.settings.actor,
+            payload={
+                "file": name,
+                "version": version,
+                "digest": document["digest"],
+                "runtime": document["runtime"],
+                "canaries": len(document["canaries"]),
+            },
+        )
+    return name, version
+
+
+def fingerprints(archive: Archive, model: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical: json.loads(archive.read_logical(model, logical))
+        for logical in archive.logical_files(model)
+        if logical.startswith("fingerprints/")
+    }
+
+
+def verify_behaviour(
+    archive: Archive, model: str, backend: Backend
+) -> list[fingerprint.BehaviourReport]:
+    """Replay every stored fingerprint; record one event."""
+    stored = fingerprints(archive, model)
+    if not stored:
+        raise NotFound(f"{model} has no fingerprint (run emeritus fingerprint {model})")
+    reports = [fingerprint.replay(backend, doc, name=name) for name, doc in sorted(stored.items())]
+    with archive.store.transaction() as session:
+        append_event(
+            session,
+            kind="runtime.behaviour_verified",
+            subject=f"model:{model}",
+            actor=archive.settings.actor,
+            payload={
+                "reports": [
+                    {
+                        "fingerprint": r.fingerprint,
+                        "comparable": r.comparable,
+                        "ok": r.ok,
+                        "mismatches": [c.id for c in r.results if not c.match],
+                    }
+                    for r in reports
+                ]
+            },
+        )
+    return reports
