@@ -130,6 +130,15 @@ def test_a_lost_replica_is_rebuilt(archive: Archive, tmp_path: Path) -> None:
     assert ocfl_errors(_object(archive, "replica")) == []
 
 
+def test_a_replica_behind_is_reported_as_behind(archive: Archive) -> None:
+    archive.add_files(MODEL, {"reports/report.md": b"# report\n"}, message="report")
+    [problem] = verify(archive, MODEL).problems
+    assert (problem.copy, problem.kind) == ("replica", "behind")
+    assert "holds v2, the archive is at v3" in problem.detail
+    replicate(archive)
+    assert verify(archive, MODEL, full=True).ok
+
+
 def test_events_record_checks_replication_and_repair(archive: Archive, store: Store) -> None:
     _flip(_object(archive, "replica") / "v2/content/fingerprints/canaries.json")
     repair(archive, MODEL)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from emeritus.archive.check import Problem, check_copy
-from emeritus.archive.ocfl import object_root
+from emeritus.archive.ocfl import INVENTORY, object_root
 from emeritus.archive.service import Archive
 from emeritus.archive.tables import CopyRecord, CopyState, ObjectRecord
 from emeritus.store import append_event, iso, utc_now
@@ -73,6 +73,23 @@ def check_object_on(
         return CopyReport(
             copy.name,
             [Problem(copy.name, "", "missing", "object not on this copy (run emeritus replicate)")],
+        )
+    try:
+        root_inventory = storage.read_bytes(f"{path}/{INVENTORY}")
+    except FileNotFoundError:
+        root_inventory = b""
+    behind = [n for n, data in recorded.items() if data == root_inventory and n < reference.head]
+    if behind:  # an intact older state: the copy has not been replicated to since
+        return CopyReport(
+            copy.name,
+            [
+                Problem(
+                    copy.name,
+                    "",
+                    "behind",
+                    f"holds v{behind[0]}, the archive is at v{reference.head} (run emeritus replicate)",
+                )
+            ],
         )
     maps = archive.tensor_maps(model, reference) if full else {}
     problems = check_copy(

@@ -24,6 +24,11 @@ from emeritus.cli.app import settings_of
 from emeritus.cli.output import console, day
 from emeritus.errors import Conflict, EmeritusError
 from emeritus.lifecycle import Availability, Registry
+from emeritus.runtime import ChatRequest, Message, Params
+from emeritus.runtime.canaries import CANARIES
+from emeritus.runtime.fingerprint import replay
+from emeritus.runtime.llamacpp import LlamaCppBackend
+from emeritus.runtime.preserved import fingerprint_model, open_preserved
 from emeritus.store import Settings, Store, list_events, utc_now, verify_chain
 
 OLD = "smollm2-135m-instruct"
@@ -152,9 +157,51 @@ def stage_preserve(demo: Demo) -> None:
     demo.say(f"{state.complete_copies} complete copies, NDSA level {state.ndsa_level}")
 
 
+def stage_runtime(demo: Demo) -> None:
+    archive = Archive(demo.store)
+    backend, size = open_preserved(archive, OLD)
+    try:
+        demo.say(
+            f"loaded {OLD} from the archive's own content file ({size / 1e6:,.1f} MB, "
+            "memory-mapped, no copy)"
+        )
+        answer = backend.chat(
+            ChatRequest((Message("user", "In one sentence, who are you?"),), Params(max_tokens=40))
+        )
+        demo.say(f"it says: {answer.text.strip()[:120]!r}")
+        name, version = fingerprint_model(archive, OLD, backend)
+        demo.say(
+            f"behavioural fingerprint: {len(CANARIES)} canaries answered greedily, stored "
+            f"as {name} (v{version})"
+        )
+    finally:
+        backend.close()
+    restored_dir = demo.store.settings.home / "restored"
+    files = archive.restore(OLD, restored_dir)
+    gguf = next(f for f in files if f.suffix == ".gguf")
+    restored = LlamaCppBackend(gguf)
+    try:
+        document = json.loads(archive.read_logical(OLD, name))
+        report = replay(restored, document, name=name)
+    finally:
+        restored.close()
+    matched = sum(r.match for r in report.results)
+    demo.say(
+        f"restored to {restored_dir} and replayed: {matched}/{len(report.results)} canaries "
+        "match token for token"
+        if report.comparable
+        else f"not comparable: {report.reason}"
+    )
+    if not report.ok:
+        raise EmeritusError("the restored model does not behave like the preserved one")
+    [copied] = replicate(archive)
+    demo.say(f"replica brought level with v{version} ({len(copied.files)} files copied)")
+
+
 STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("lifecycle: register, announce with notice, retire", stage_lifecycle),
     ("preserve: the weights, bit-exact, in two copies", stage_preserve),
+    ("runtime: run it from the archive, fingerprint it, prove a restore", stage_runtime),
 ]
 
 

@@ -114,6 +114,9 @@ class LlamaCppBackend(Backend):
                     f"{params.max_tokens} to generate exceeds the context of "
                     f"{self.n_ctx}"
                 )
+            # Never reuse a cached prompt prefix: every call evaluates from an empty context, so
+            # the same request gives the same tokens (prefix reuse changed Gemma-3's answers).
+            self.llm.reset()  # type: ignore[no-untyped-call]
             self.llm.set_seed(params.seed)
             greedy = params.temperature == 0.0
             produced: list[int] = []

@@ -75,7 +75,7 @@ class MockBackend(Backend):
         words = done.text.split(" ")
         for index, word in enumerate(words):
             yield Chunk(word if index == 0 else " " + word)
-        yield Chunk("", done.usage, done.finish_reason, done.prompt_format)
+        yield Chunk("", done.usage, done.finish_reason, done.prompt_format, done.token_ids)
 
     def complete(self, prompt: str, params: Params) -> Completion:
         return self._finish(prompt, self._answer(prompt), params, "raw")
