@@ -87,7 +87,8 @@ def check_object_on(
                     copy.name,
                     "",
                     "behind",
-                    f"holds v{behind[0]}, the archive is at v{reference.head} (run emeritus replicate)",
+                    f"holds v{behind[0]}, the archive is at v{reference.head} "
+                    "(run emeritus replicate)",
                 )
             ],
         )
