@@ -95,4 +95,5 @@ def pytest_runtest_makereport(
 
 
 # The S3 server (moto) fixtures live in their own module.
+from llama_server import llama_server  # noqa: E402, F401
 from s3_server import s3_endpoint, s3_url  # noqa: E402, F401
