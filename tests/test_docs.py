@@ -43,5 +43,5 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_specs_exist_for_the_built_layers() -> None:
-    for spec in ("event-log.md", "lifecycle.md"):
+    for spec in ("event-log.md", "lifecycle.md", "archive-format.md", "runtime.md"):
         assert (ROOT / "docs" / "design" / spec).is_file()
