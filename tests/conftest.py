@@ -33,6 +33,8 @@ def hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("EMERITUS_HOME", str(home))
     monkeypatch.setenv("EMERITUS_ACTOR", "tester")
+    # Tests run two at a time on two cores: one llama.cpp thread each, or both collapse.
+    monkeypatch.setenv("EMERITUS_THREADS", "1")
     return home
 
 
