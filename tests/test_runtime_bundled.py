@@ -50,3 +50,32 @@ def test_transcript_format() -> None:
     )
     assert prompt.text == "Context.\nInterviewer: Hello?\nModel: Hi.\nInterviewer: Bye?\nModel:"
     assert prompt.stop == ("\nInterviewer:",) and prompt.repeat_penalty == 1.3
+
+
+def test_a_template_from_tokenizer_config(tmp_path: Path, hermetic_home: Path) -> None:
+    """A GGUF without a template runs with the one in its preserved tokenizer_config.json."""
+    import json
+
+    from emeritus.archive import Archive
+    from emeritus.runtime.preserved import open_preserved
+    from emeritus.store import Settings, Store
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    BUNDLED[1].locate(folder)
+    template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": [{"name": "default", "template": template}]})
+    )
+    with Store.open(Settings.from_env()) as store:
+        archive = Archive(store)
+        archive.preserve("gemma", [folder])
+        backend, _ = open_preserved(archive, "gemma", n_ctx=256)
+        try:
+            answer = backend.chat(ChatRequest((Message("user", "Hi"),), Params(max_tokens=4)))
+        finally:
+            backend.close()
+    assert answer.prompt_format.startswith("chat-template:sha256:")

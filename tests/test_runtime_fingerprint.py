@@ -146,3 +146,13 @@ def test_cli_run_fingerprint_and_verify_behaviour(archive: Archive) -> None:
     [report] = json.loads(result.stdout)
     assert report["ok"] and [r["id"] for r in report["results"]] == ["fact", "arithmetic", "code"]
     assert len(fingerprints(archive, MODEL)) == 1
+
+
+@pytest.mark.usefixtures("few_canaries")
+def test_cli_preserve_of_gguf_weights_takes_a_fingerprint(archive: Archive) -> None:
+    assert runner.invoke(app, ["models", "add", "again"]).exit_code == 0
+    result = runner.invoke(app, ["preserve", "again", str(bundled_gguf()), "--json"])
+    assert result.exit_code == 0, result.output
+    taken = json.loads(result.stdout)["fingerprint"]
+    assert taken and taken.startswith("fingerprints/llamacpp-")
+    assert list(fingerprints(archive, "again")) == [taken]

@@ -22,7 +22,12 @@ from emeritus.archive import (
 )
 from emeritus.cli.app import open_store
 from emeritus.cli.output import byte_progress, console, emit_json, plural, when
-from emeritus.cli.runtime import check_behaviour, print_behaviour
+from emeritus.cli.runtime import (
+    check_behaviour,
+    has_fingerprint,
+    print_behaviour,
+    take_fingerprint,
+)
 from emeritus.errors import IntegrityError, InvalidInput
 from emeritus.lifecycle import Registry
 
@@ -63,16 +68,30 @@ def preserve(
             show_default=False,
         ),
     ],
+    fingerprint: Annotated[
+        bool,
+        typer.Option(
+            "--fingerprint/--no-fingerprint",
+            help="Take a behavioural fingerprint of GGUF weights right after preserving them.",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate the files and preserve them bit-exact in the archive (an OCFL object)."""
+    """Validate the files and preserve them bit-exact in the archive (an OCFL object); for GGUF
+    weights, also record a behavioural fingerprint."""
+    taken = None
     with open_store(ctx) as store:
         Registry(store).get(model)  # only registered models are preserved
+        archive = Archive(store)
         with byte_progress(f"preserving {model}", enabled=not as_json) as progress:
-            result = Archive(store).preserve(model, paths, progress=progress)
+            result = archive.preserve(model, paths, progress=progress)
+        if fingerprint and result.formats.get("gguf") and not has_fingerprint(archive, model):
+            taken = take_fingerprint(archive, model)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "fingerprint": taken})
         return
+    if taken:
+        console.print(f"behavioural fingerprint {taken} recorded")
     rate = result.bytes_read / result.seconds / 1e6 if result.seconds else 0.0
     if not result.changed:
         console.print(

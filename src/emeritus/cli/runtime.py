@@ -64,11 +64,8 @@ def fingerprint(
     """Answer the canary prompts greedily and store them as a new archive version."""
     with open_store(ctx) as store:
         archive = Archive(store)
-        backend, _size = open_preserved(archive, model)
-        try:
-            name, version = fingerprint_model(archive, model, backend)
-        finally:
-            backend.close()
+        name = take_fingerprint(archive, model)
+        version = archive.object(model).head
     if as_json:
         emit_json({"model": model, "fingerprint": name, "version": version})
     else:
@@ -148,14 +145,9 @@ def add_bundled(
                 "version": result.version,
                 "changed": result.changed,
             }
-            if fingerprint_too and not _has_fingerprint(archive, spec.name):
-                backend, _size = open_preserved(archive, spec.name)
-                try:
-                    entry["fingerprint"], entry["version"] = fingerprint_model(
-                        archive, spec.name, backend
-                    )
-                finally:
-                    backend.close()
+            if fingerprint_too and not has_fingerprint(archive, spec.name):
+                entry["fingerprint"] = take_fingerprint(archive, spec.name)
+                entry["version"] = archive.object(spec.name).head
             done.append(entry)
             if not as_json:
                 console.print(
@@ -166,7 +158,15 @@ def add_bundled(
         emit_json(done)
 
 
-def _has_fingerprint(archive: Archive, model: str) -> bool:
+def take_fingerprint(archive: Archive, model: str) -> str:
+    backend, _size = open_preserved(archive, model)
+    try:
+        return fingerprint_model(archive, model, backend)[0]
+    finally:
+        backend.close()
+
+
+def has_fingerprint(archive: Archive, model: str) -> bool:
     try:
         return any(f.startswith("fingerprints/") for f in archive.logical_files(model))
     except EmeritusError:

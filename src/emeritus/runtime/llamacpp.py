@@ -61,6 +61,7 @@ class LlamaCppBackend(Backend):
         *,
         n_ctx: int = DEFAULT_CTX,
         n_threads: int | None = None,
+        chat_template: str | None = None,
         **_: Any,
     ) -> None:
         import llama_cpp  # heavy: loaded only when a model is
@@ -86,7 +87,8 @@ class LlamaCppBackend(Backend):
             raise LoadError(f"llamacpp: cannot load {self.path.name}: {exc}") from None
         self._lib = llama_cpp
         metadata = self.llm.metadata
-        self.template = metadata.get("tokenizer.chat_template") or None
+        # The model's own template first; else one from its tokenizer_config.json, if given.
+        self.template = metadata.get("tokenizer.chat_template") or chat_template or None
         self.bos = self._token_text(self.llm.token_bos())
         self.eos = self._token_text(self.llm.token_eos())
         self.add_bos = metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"

@@ -31,7 +31,24 @@ def open_preserved(archive: Archive, model: str, **options: Any) -> tuple[Backen
     """The embedded backend over the archive's content file (memory-mapped, no copy), and the
     bytes it occupies (for the pool's budget)."""
     path = archive.content_file(model, weights_entry(archive, model)["path"])
-    return LlamaCppBackend(path, **options), path.stat().st_size
+    template = config_chat_template(archive, model)
+    return LlamaCppBackend(path, chat_template=template, **options), path.stat().st_size
+
+
+def config_chat_template(archive: Archive, model: str) -> str | None:
+    """The chat template from a preserved `tokenizer_config.json` (a string, or a list of named
+    templates of which `default` is taken), for GGUF files that carry none."""
+    configs = [f for f in archive.logical_files(model) if f.endswith("tokenizer_config.json")]
+    if not configs:
+        return None
+    try:
+        template = json.loads(archive.read_logical(model, configs[0])).get("chat_template")
+    except (ValueError, AttributeError):
+        raise EmeritusError(f"{model}: {configs[0]} is not valid JSON") from None
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) and template else None
 
 
 def fingerprint_model(archive: Archive, model: str, backend: Backend) -> tuple[str, int]:
