@@ -16,6 +16,7 @@ from emeritus.cli.events import events_app
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
 from emeritus.cli.models import models_app
 from emeritus.cli.notices import notices
+from emeritus.cli.protocols import protocols_app
 from emeritus.cli.runtime import add_bundled, fingerprint, run
 from emeritus.cli.setup import init
 
@@ -35,6 +36,7 @@ app.command("replicate")(replicate_command)
 app.command("run")(run)
 app.command("fingerprint")(fingerprint)
 models_app.command("add-bundled")(add_bundled)
+app.add_typer(protocols_app, name="protocols")
 app.add_typer(archive_app, name="archive")
 app.add_typer(events_app, name="events")
 app.command("demo")(demo)
