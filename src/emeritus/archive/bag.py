@@ -11,7 +11,7 @@ import bagit
 from emeritus import __version__
 from emeritus.archive.service import Archive, Progress
 from emeritus.errors import Conflict, IntegrityError
-from emeritus.store import append_event, iso, utc_now
+from emeritus.store import iso, utc_now
 
 
 def export_bag(
@@ -58,12 +58,9 @@ def export_bag(
         bag_dir.rename(dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    with archive.store.transaction() as session:
-        append_event(
-            session,
-            kind="archive.exported",
-            subject=f"model:{model}",
-            actor=archive.settings.actor,
-            payload={"format": "bagit", "version": number, "dest": str(dest), "files": len(state)},
-        )
+    archive.store.record(
+        "archive.exported",
+        f"model:{model}",
+        payload={"format": "bagit", "version": number, "dest": str(dest), "files": len(state)},
+    )
     return dest

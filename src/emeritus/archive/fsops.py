@@ -11,18 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from emeritus.errors import EmeritusError
+from emeritus.store import fsync_path
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (a directory's fsync makes renames inside it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_tree(root: Path) -> None:

@@ -17,7 +17,6 @@ from emeritus.archive.ocfl import LOCKS, object_root
 from emeritus.archive.service import Archive
 from emeritus.archive.tables import CopyRecord
 from emeritus.errors import IntegrityError
-from emeritus.store import append_event
 
 Progress = Callable[[int], None]
 
@@ -106,14 +105,11 @@ def repair(
         for problem in after.problems:
             if problem not in result.unrepaired:
                 result.unrepaired.append(problem)
-    with archive.store.transaction() as session:
-        append_event(
-            session,
-            kind="archive.repaired",
-            subject=f"model:{model}",
-            actor=archive.settings.actor,
-            payload=result.to_dict(),
-        )
+    archive.store.record(
+        "archive.repaired",
+        f"model:{model}",
+        payload=result.to_dict(),
+    )
     if not result.ok:
         raise IntegrityError(
             f"{model}: could not repair {result.unrepaired[0]}: no copy holds an "

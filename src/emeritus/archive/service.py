@@ -414,14 +414,11 @@ class Archive:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        with self.store.transaction() as session:
-            append_event(
-                session,
-                kind="archive.restored",
-                subject=f"model:{model}",
-                actor=self.settings.actor,
-                payload={"version": number, "dest": str(dest), "files": len(state)},
-            )
+        self.store.record(
+            "archive.restored",
+            f"model:{model}",
+            payload={"version": number, "dest": str(dest), "files": len(state)},
+        )
         return [dest / logical for logical in sorted(state)]
 
     def _fetch_verified(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from emeritus.archive.fsops import exchange, fsync_path, fsync_tree, locked, make_dirs
+from emeritus.archive.fsops import exchange, fsync_tree, locked, make_dirs
 from emeritus.archive.ocfl import (
     CONTENT,
     EMERITUS_EXTENSION,
@@ -38,7 +38,7 @@ from emeritus.archive.ocfl import (
 )
 from emeritus.errors import EmeritusError, IntegrityError
 from emeritus.formats import TensorHasher, WeightsFile
-from emeritus.store import atomic_write
+from emeritus.store import atomic_write, fsync_path
 
 CHUNK = 8 << 20
 Progress = Callable[[int], None]

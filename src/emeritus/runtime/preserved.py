@@ -11,7 +11,7 @@ from emeritus.errors import EmeritusError, NotFound
 from emeritus.runtime import fingerprint
 from emeritus.runtime.backend import Backend
 from emeritus.runtime.llamacpp import LlamaCppBackend
-from emeritus.store import append_event, utc_now
+from emeritus.store import utc_now
 
 
 def weights_entry(archive: Archive, model: str) -> dict[str, Any]:
@@ -63,20 +63,17 @@ def fingerprint_model(archive: Archive, model: str, backend: Backend) -> tuple[s
         {name: fingerprint.encode(document)},
         message=f"behavioural fingerprint ({document['runtime']['backend']})",
     )
-    with archive.store.transaction() as session:
-        append_event(
-            session,
-            kind="runtime.fingerprinted",
-            subject=f"model:{model}",
-            actor=archive.settings.actor,
-            payload={
-                "file": name,
-                "version": version,
-                "digest": document["digest"],
-                "runtime": document["runtime"],
-                "canaries": len(document["canaries"]),
-            },
-        )
+    archive.store.record(
+        "runtime.fingerprinted",
+        f"model:{model}",
+        payload={
+            "file": name,
+            "version": version,
+            "digest": document["digest"],
+            "runtime": document["runtime"],
+            "canaries": len(document["canaries"]),
+        },
+    )
     return name, version
 
 
@@ -96,22 +93,19 @@ def verify_behaviour(
     if not stored:
         raise NotFound(f"{model} has no fingerprint (run emeritus fingerprint {model})")
     reports = [fingerprint.replay(backend, doc, name=name) for name, doc in sorted(stored.items())]
-    with archive.store.transaction() as session:
-        append_event(
-            session,
-            kind="runtime.behaviour_verified",
-            subject=f"model:{model}",
-            actor=archive.settings.actor,
-            payload={
-                "reports": [
-                    {
-                        "fingerprint": r.fingerprint,
-                        "comparable": r.comparable,
-                        "ok": r.ok,
-                        "mismatches": [c.id for c in r.results if not c.match],
-                    }
-                    for r in reports
-                ]
-            },
-        )
+    archive.store.record(
+        "runtime.behaviour_verified",
+        f"model:{model}",
+        payload={
+            "reports": [
+                {
+                    "fingerprint": r.fingerprint,
+                    "comparable": r.comparable,
+                    "ok": r.ok,
+                    "mismatches": [c.id for c in r.results if not c.match],
+                }
+                for r in reports
+            ]
+        },
+    )
     return reports

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from emeritus.store.atomic import atomic_write
+from emeritus.store.atomic import atomic_write, fsync_path
 from emeritus.store.canonical import GENESIS_DIGEST, canonical_json, digest_of, sha256_digest
 from emeritus.store.clock import as_utc, iso, parse_when, utc_now
 from emeritus.store.database import Base, Database, UTCDateTime
@@ -34,6 +35,20 @@ class Store:
         with self.db.transaction() as session:
             yield session
 
+    def record(
+        self, kind: str, subject: str, payload: dict[str, Any], actor: str | None = None
+    ) -> Event:
+        """Append one event in a transaction of its own (for work whose state lives outside
+        the database, recorded once that work is done)."""
+        with self.transaction() as session:
+            return append_event(
+                session,
+                kind=kind,
+                subject=subject,
+                actor=actor or self.settings.actor,
+                payload=payload,
+            )
+
     def close(self) -> None:
         self.db.dispose()
 
@@ -58,6 +73,7 @@ __all__ = [
     "atomic_write",
     "canonical_json",
     "digest_of",
+    "fsync_path",
     "iso",
     "list_events",
     "parse_when",
