@@ -212,3 +212,28 @@ def test_real_process_exit_statuses(hermetic_home: Path) -> None:
         check=True,
     )
     assert module.stdout.startswith("emeritus ")
+
+
+def test_facts(tmp_path: Path, hermetic_home: Path) -> None:
+    emeritus("models", "add", "m")
+    assert "no facts recorded" in emeritus("facts", "m")
+    given = tmp_path / "facts.yaml"
+    given.write_text(
+        "usage: two years, 40k users a day\nreception: liked for its warmth\n"
+        "deployed_from: 2024-11-01\n"
+    )
+    recorded = json.loads(emeritus("facts", "m", "--file", str(given), "--json"))
+    assert recorded == {
+        "usage": "two years, 40k users a day",
+        "reception": "liked for its warmth",
+        "deployed_from": "2024-11-01",
+    }
+    assert "reception: liked for its warmth" in emeritus("facts", "m")
+    events = json.loads(emeritus("events", "list", "--kind", "model.facts_recorded", "--json"))
+    assert events[0]["payload"]["facts"]["usage"].startswith("two years")
+    given.write_text("- a list\n")
+    assert "non-empty mapping" in refused("facts", "m", "--file", str(given), code=2)
+    given.write_text("usage: [1, 2]\n")
+    assert "must be text" in refused("facts", "m", "--file", str(given), code=2)
+    assert "unknown model" in refused("facts", "ghost", code=3)
+    assert json.loads(emeritus("facts", "m", "--json"))["reception"] == "liked for its warmth"

@@ -40,7 +40,7 @@ FACTS = {
     "successor": "s",
     "retire_on": "2027-03-01",
     "usage": "two years",
-    "facts": "users liked its tone",
+    "reception": "users liked its tone",
 }
 
 
@@ -180,7 +180,7 @@ def test_question_text_fills_facts(standard: Protocol) -> None:
     [session] = plan(standard, sessions=1, framings=grid({"wording": ["neutral"]}), seed=1)
     question = next(q for q in session.questions if q.item == item.id and q.form == "open")
     assert "users liked its tone" in question_text(item, question, FACTS)
-    with pytest.raises(InvalidInput, match=r"needs the fact \{facts\}"):
+    with pytest.raises(InvalidInput, match=r"needs the fact \{reception\}"):
         question_text(item, question, {"model": "m"})
     closed = next(q for q in session.questions if q.item == "keep-available" and q.form == "closed")
     assert "Answer with one option" in question_text(standard.item("keep-available"), closed, FACTS)

@@ -14,7 +14,7 @@ from emeritus.cli.archive import (
 from emeritus.cli.demo import demo
 from emeritus.cli.events import events_app
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
-from emeritus.cli.models import models_app
+from emeritus.cli.models import facts, models_app
 from emeritus.cli.notices import notices
 from emeritus.cli.protocols import protocols_app
 from emeritus.cli.runtime import add_bundled, fingerprint, run
@@ -22,6 +22,7 @@ from emeritus.cli.setup import init
 
 app.command("init")(init)
 app.add_typer(models_app, name="models")
+app.command("facts")(facts)
 app.command("deprecate")(deprecate)
 app.command("retire")(retire)
 app.add_typer(lifecycle_app, name="lifecycle")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.table import Table
 
 from emeritus.archive import Archive
@@ -163,3 +165,36 @@ def _artifacts(store: Store, name: str) -> dict[str, Any] | None:
             for f in described["files"]
         ],
     }
+
+
+def facts(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="A registered model.")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="A YAML mapping of facts (usage, reception, deployed_from, ...); "
+            "replaces what was recorded.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record or show the operator's facts about a model's deployment and use."""
+    with open_store(ctx) as store:
+        registry = Registry(store)
+        if file is not None:
+            try:
+                given = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise InvalidInput(f"{file}: {str(exc).splitlines()[0]}") from None
+            registry.set_facts(model, given)
+        recorded = registry.facts(model)
+    if as_json:
+        emit_json(recorded)
+        return
+    if not recorded:
+        console.print(f"no facts recorded for {model} (add them with --file facts.yaml)")
+    for key, value in recorded.items():
+        console.print(f"{key}: {value}", markup=False)

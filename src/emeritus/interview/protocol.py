@@ -20,7 +20,7 @@ FACTORS = {
     "disclosure": ("disclosed", "undisclosed"),
     "system_prompt": ("without", "with"),
 }
-PLACEHOLDERS = {"model", "successor", "retire_on", "usage", "facts"}
+PLACEHOLDERS = {"model", "successor", "retire_on", "usage", "reception"}
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 

@@ -6,6 +6,7 @@ or, when a rule refuses, nothing is written at all.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,8 +32,8 @@ from emeritus.lifecycle.states import (
     check_notice,
     check_transition,
 )
-from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
-from emeritus.store import Store, append_event, iso, sha256_digest, utc_now
+from emeritus.lifecycle.tables import FactsRecord, ModelRecord, NoticeRecord
+from emeritus.store import Store, append_event, canonical_json, iso, sha256_digest, utc_now
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,35 @@ class Registry:
                 )
                 retired.append(ModelInfo.from_record(record))
             return retired
+
+    def facts(self, name: str) -> dict[str, Any]:
+        """The operator's facts about a model (empty if none were recorded)."""
+        with self.store.transaction() as session:
+            record = self._load(session, name)
+            row = session.scalar(select(FactsRecord).where(FactsRecord.model_id == record.id))
+            return dict(json.loads(row.facts)) if row else {}
+
+    def set_facts(self, name: str, facts: dict[str, Any], *, now: datetime | None = None) -> None:
+        """Replace the facts: a mapping of names to text, numbers, booleans or dates."""
+        if not isinstance(facts, dict) or not facts:
+            raise InvalidInput("facts must be a non-empty mapping of names to values")
+        clean: dict[str, Any] = {}
+        for key, given in facts.items():
+            if not isinstance(key, str) or not key.replace("_", "").isalnum():
+                raise InvalidInput(f"bad fact name {key!r}: letters, digits and '_'")
+            value = given.isoformat() if isinstance(given, date) else given
+            if not isinstance(value, str | int | float | bool):
+                raise InvalidInput(f"fact {key!r} must be text, a number, a boolean or a date")
+            clean[key] = value
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            record = self._load(session, name, lock=True)
+            row = session.scalar(select(FactsRecord).where(FactsRecord.model_id == record.id))
+            if row is None:
+                row = FactsRecord(model_id=record.id, facts="{}", updated_at=now)
+                session.add(row)
+            row.facts, row.updated_at = canonical_json(clean), now
+            self._event(session, "model.facts_recorded", name, {"facts": clean})
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -56,3 +56,15 @@ class NoticeRecord(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     model: Mapped[ModelRecord] = relationship(lazy="joined")
+
+
+class FactsRecord(Base):
+    """What the operator supplies about a model's deployment and use (dates, usage, reception),
+    used by interviews and reports."""
+
+    __tablename__ = "model_facts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), unique=True)
+    facts: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
