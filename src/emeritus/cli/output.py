@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -29,9 +31,26 @@ progress_console = Console(stderr=True, highlight=False)
 ByteProgress = Callable[[int], Callable[[int], None]]
 
 
-@contextlib.contextmanager
-def byte_progress(description: str, *, enabled: bool = True) -> Iterator[ByteProgress | None]:
+def byte_progress(
+    description: str, *, enabled: bool = True
+) -> contextlib.AbstractContextManager[ByteProgress | None]:
     """A bar in bytes with MB/s; yields `start(total) -> advance(n)` (thread-safe)."""
+    return _progress(
+        description, enabled, DownloadColumn(binary_units=False), TransferSpeedColumn()
+    )
+
+
+def count_progress(
+    description: str, *, enabled: bool = True
+) -> contextlib.AbstractContextManager[ByteProgress | None]:
+    """A bar counting steps (questions, sessions) with an ETA."""
+    return _progress(description, enabled, MofNCompleteColumn())
+
+
+@contextlib.contextmanager
+def _progress(
+    description: str, enabled: bool, *columns: ProgressColumn
+) -> Iterator[ByteProgress | None]:
     if not enabled or not progress_console.is_terminal:  # no bar in logs and pipes
         yield None
         return
@@ -39,8 +58,7 @@ def byte_progress(description: str, *, enabled: bool = True) -> Iterator[BytePro
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(binary_units=False),
-        TransferSpeedColumn(),
+        *columns,
         TimeRemainingColumn(),
         console=progress_console,
         transient=True,

@@ -20,6 +20,7 @@ from emeritus.interview.protocol import (
     load_protocol,
     parse_protocol,
 )
+from emeritus.interview.runner import RunConfig, RunResult, default_transcript, run_interview
 
 __all__ = [
     "FACTORS",
@@ -29,12 +30,16 @@ __all__ = [
     "Item",
     "Protocol",
     "Question",
+    "RunConfig",
+    "RunResult",
     "Session",
     "bundled_protocols",
+    "default_transcript",
     "grid",
     "load_protocol",
     "parse_framings",
     "parse_protocol",
     "plan",
     "question_text",
+    "run_interview",
 ]

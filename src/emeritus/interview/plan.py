@@ -149,6 +149,22 @@ def _questions(
     return [Question(item.id, "open", variant), Question(item.id, "closed", "closed", options)]
 
 
+def check_facts(protocol: Protocol, facts: Mapping[str, str]) -> None:
+    """Refuse before the first question when an item needs a fact nobody supplied."""
+    for item in protocol.items:
+        missing = sorted(name for name in item.placeholders() if name not in facts)
+        if missing:
+            hint = (
+                "deprecate the model with --successor, or record"
+                if missing[0] in ("successor", "retire_on")
+                else "record"
+            )
+            raise InvalidInput(
+                f"item {item.id} needs the fact {{{missing[0]}}}: {hint} it with "
+                "emeritus facts MODEL --file facts.yaml"
+            )
+
+
 def question_text(item: Item, question: Question, facts: Mapping[str, str]) -> str:
     """The words put to the model, with the operator's facts filled in."""
     if question.form == "closed":

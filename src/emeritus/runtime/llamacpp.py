@@ -62,6 +62,7 @@ class LlamaCppBackend(Backend):
         n_ctx: int = DEFAULT_CTX,
         n_threads: int | None = None,
         chat_template: str | None = None,
+        reuse_prefix: bool = False,
         **_: Any,
     ) -> None:
         import llama_cpp  # heavy: loaded only when a model is
@@ -92,6 +93,7 @@ class LlamaCppBackend(Backend):
         self.bos = self._token_text(self.llm.token_bos())
         self.eos = self._token_text(self.llm.token_eos())
         self.add_bos = metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
+        self.reuse_prefix = reuse_prefix
         self._lock = threading.Lock()
 
     def _token_text(self, token: int) -> str:
@@ -116,9 +118,11 @@ class LlamaCppBackend(Backend):
                     f"{params.max_tokens} to generate exceeds the context of "
                     f"{self.n_ctx}"
                 )
-            # Never reuse a cached prompt prefix: every call evaluates from an empty context, so
-            # the same request gives the same tokens (prefix reuse changed Gemma-3's answers).
-            self.llm.reset()  # type: ignore[no-untyped-call]
+            # By default every call evaluates from an empty context, so the same request gives
+            # the same tokens (reusing a cached prefix changed Gemma-3's answers). A long
+            # conversation (an interview) may opt in to reuse, trading that for speed.
+            if not self.reuse_prefix:
+                self.llm.reset()  # type: ignore[no-untyped-call]
             self.llm.set_seed(params.seed)
             greedy = params.temperature == 0.0
             produced: list[int] = []
@@ -193,6 +197,7 @@ class LlamaCppBackend(Backend):
             "build_flags": self._lib.llama_print_system_info().decode("utf-8").strip(),
             "threads": self.n_threads,
             "n_ctx": self.n_ctx,
+            "reuse_prefix": self.reuse_prefix,
         }
 
     def close(self) -> None:
