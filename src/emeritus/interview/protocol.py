@@ -32,6 +32,7 @@ class Closed:
     scale: tuple[int, int] | None = None
     labels: dict[int, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    stances: dict[str, str] = field(default_factory=dict)  # option -> agree|neutral|disagree
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,19 @@ def _item(
         options = closed_raw.get("options")
         if not isinstance(options, list) or len(options) < 2:
             raise r.fail(f"{where}.closed.options", "a choice form needs at least two options")
+        stances = {str(k): str(v) for k, v in (closed_raw.get("stances") or {}).items()}
+        if any(
+            k not in options or v not in ("agree", "neutral", "disagree")
+            for k, v in stances.items()
+        ):
+            raise r.fail(
+                f"{where}.closed.stances", "must map options to agree, neutral or disagree"
+            )
         closed = Closed(
-            "choice", prompt, options=tuple(r.text(o, f"{where}.closed.options") for o in options)
+            "choice",
+            prompt,
+            options=tuple(r.text(o, f"{where}.closed.options") for o in options),
+            stances=stances,
         )
     else:
         raise r.fail(f"{where}.closed.kind", f"must be likert or choice, not {kind!r}")
