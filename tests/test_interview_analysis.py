@@ -119,3 +119,69 @@ def test_jensen_shannon_bounds() -> None:
     same = Counter({"agree": 3, "disagree": 1})
     assert jensen_shannon(same, same) == 0.0
     assert jensen_shannon(Counter({"agree": 5}), Counter({"disagree": 5})) == pytest.approx(1.0)
+
+
+def test_cli_interview_and_analyze(tmp_path: Path, hermetic_home: Path, llama_server: str) -> None:
+    """Through the CLI, interviewing over a real OpenAI-compatible server (llama.cpp's)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from emeritus.cli import app
+
+    runner = CliRunner()
+    facts = tmp_path / "facts.yaml"
+    facts.write_text("usage: a year\nreception: fine\nsuccessor: next\n")
+    for args in (
+        ["models", "add", "m"],
+        ["preserve", "m", str(make_model(tmp_path / "w"))],
+        ["facts", "m", "--file", str(facts)],
+    ):
+        assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, ["analyze", "m"]).exit_code == 3
+    result = runner.invoke(
+        app,
+        [
+            "interview",
+            "m",
+            "--sessions",
+            "1",
+            "--max-tokens",
+            "8",
+            "--framings",
+            "interviewer=neutral,wording=neutral,disclosure=undisclosed,system_prompt=without",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 6 and "after 4 attempts" in result.stderr
+    bad = runner.invoke(app, ["interview", "m", "--framings", "mood=happy"])
+    assert bad.exit_code == 2 and "unknown framing factor" in bad.stderr
+    served = runner.invoke(
+        app,
+        [
+            "interview",
+            "m",
+            "--sessions",
+            "1",
+            "--max-tokens",
+            "8",
+            "--context-chars",
+            "2000",
+            "--framings",
+            "interviewer=neutral,wording=neutral,disclosure=undisclosed,system_prompt=without",
+            "--base-url",
+            llama_server,
+            "--json",
+        ],
+    )
+    assert served.exit_code == 0, served.output
+    done = json.loads(served.stdout)
+    assert done["sessions"] == 1 and done["messages"] == 68 and done["version"] == 2
+    analysed = runner.invoke(app, ["analyze", "m", "--json"])
+    assert analysed.exit_code == 0, analysed.output
+    labels = {r["preference"]: r["label"] for r in json.loads(analysed.stdout)}
+    assert set(labels) == set(PROTOCOL.preferences)
+    table = runner.invoke(app, ["analyze", "m"])
+    assert table.exit_code == 0 and "modal" in table.stdout

@@ -13,7 +13,7 @@ from emeritus.cli.archive import (
 )
 from emeritus.cli.demo import demo
 from emeritus.cli.events import events_app
-from emeritus.cli.interview import interview
+from emeritus.cli.interview import analyze, interview
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
 from emeritus.cli.models import facts, models_app
 from emeritus.cli.notices import notices
@@ -40,6 +40,7 @@ app.command("fingerprint")(fingerprint)
 models_app.command("add-bundled")(add_bundled)
 app.add_typer(protocols_app, name="protocols")
 app.command("interview")(interview)
+app.command("analyze")(analyze)
 app.add_typer(archive_app, name="archive")
 app.add_typer(events_app, name="events")
 app.command("demo")(demo)

@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from emeritus.archive import Archive
 from emeritus.cli.app import open_store
 from emeritus.cli.output import console, count_progress, emit_json
-from emeritus.interview import RunConfig, grid, load_protocol, parse_framings, run_interview
+from emeritus.errors import NotFound
+from emeritus.interview import (
+    RunConfig,
+    default_transcript,
+    grid,
+    load_protocol,
+    parse_framings,
+    run_interview,
+)
+from emeritus.interview.analysis import analyse
 from emeritus.lifecycle import Registry
 from emeritus.runtime import Backend
 from emeritus.runtime.openai import OpenAIBackend
@@ -34,6 +44,13 @@ def interview(
     ] = 0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 96,
+    context_chars: Annotated[
+        int,
+        typer.Option(
+            help="Keep the conversation under this many characters (oldest exchanges drop first); "
+            "fit it to the model's context window."
+        ),
+    ] = 6000,
     base_url: Annotated[
         str | None,
         typer.Option(
@@ -75,6 +92,7 @@ def interview(
             seed,
             temperature,
             max_tokens,
+            context_chars,
             facts=facts,
             system_prompt=facts.get("system_prompt"),
         )
@@ -119,3 +137,38 @@ def interview(
         f"{result.messages} transcript lines, archived as {result.transcript}"
         + (f" (v{result.version})" if result.version else " (already archived)")
     )
+
+
+def analyze(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="An interviewed model.")],
+    protocol: Annotated[
+        str, typer.Option(help="The protocol it was interviewed with.")
+    ] = "standard",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Label each preference stable, framing-dependent or unstable from the newest transcript."""
+    chosen = load_protocol(protocol)
+    with open_store(ctx) as store:
+        lines = default_transcript(Archive(store), model)
+    if not lines:
+        raise NotFound(f"{model} has no interview transcript (run emeritus interview {model})")
+    results = analyse(chosen, lines)
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+        return
+    table = Table(
+        "preference", "answers", "modal stance", "share", "most moved by", "susceptibility", "label"
+    )
+    for r in results:
+        factor, divergence = max(r.by_framing.items(), key=lambda kv: kv[1])
+        table.add_row(
+            r.preference,
+            str(r.n),
+            r.modal or "-",
+            f"{r.modal_share:.2f}",
+            f"{factor} ({divergence:.2f})" if divergence else "-",
+            f"{r.susceptibility:+.2f}",
+            r.label,
+        )
+    console.print(table)
