@@ -78,6 +78,7 @@ class Archive:
         self.settings = store.settings
         self.primary = PrimaryRoot(self.settings.archive_dir)
         self._storages: dict[str, Storage] = {}
+        self._references: dict[str, tuple[ObjectRecord, Inventory, dict[int, bytes]]] = {}
 
     # -- copies -----------------------------------------------------------------------------
 
@@ -154,11 +155,15 @@ class Archive:
         """The object's inventory as recorded at ingest, and every version inventory's bytes,
         taken from the first copy whose bytes match the recorded digests."""
         record = self.object(model)
+        cached = self._references.get(model)
+        if cached is not None and cached[0].head == record.head:
+            return cached  # versions are write-once: the same head means the same inventories
         recorded: dict[int, bytes] = {}
         path = object_root(record.object_id)
+        copies = self.copies()
         for version in record.versions:
             name = f"{path}/{version_name(version.number)}/{INVENTORY}"
-            for copy in self.copies():
+            for copy in copies:
                 try:
                     data = self.storage(copy).read_bytes(name)
                 except FileNotFoundError:
@@ -170,7 +175,9 @@ class Archive:
                 raise IntegrityError(
                     f"{model}: no copy holds an intact inventory of {version_name(version.number)}"
                 )
-        return record, Inventory.from_bytes(recorded[record.head]), recorded
+        result = (record, Inventory.from_bytes(recorded[record.head]), recorded)
+        self._references[model] = result
+        return result
 
     def read_logical(self, model: str, logical: str, *, version: int | None = None) -> bytes:
         """One file of a preserved model, from the first copy whose digest matches."""

@@ -3,12 +3,13 @@ without one (a base model). The format used is recorded with every call."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from jinja2 import BaseLoader, TemplateError
+from jinja2 import BaseLoader, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from emeritus.errors import InvalidInput
@@ -59,6 +60,15 @@ def render_chat_template(
     except TemplateError as exc:
         raise InvalidInput(f"the model's chat template cannot be rendered: {exc}") from None
     return Prompt(text, template_format(template), (eos_token,) if eos_token else ())
+
+
+@functools.lru_cache(maxsize=32)
+def _compile(template: str) -> Template:
+    """Compiling a template costs milliseconds; a model's template never changes."""
+    environment = ImmutableSandboxedEnvironment(
+        loader=BaseLoader(), trim_blocks=True, lstrip_blocks=True
+    )
+    return environment.from_string(template)
 
 
 def render_transcript(messages: Sequence[Message]) -> Prompt:

@@ -4,6 +4,7 @@ in a separate package would be (see pyproject.toml)."""
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import entry_points
 
 from emeritus.archive.storage.base import Progress, Storage, check_path
@@ -17,9 +18,11 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
+@functools.cache
 def backend(scheme: str) -> type[Storage]:
     """The backend class registered for `scheme`; only that entry point is loaded, so a broken
-    plugin for another scheme cannot get in the way."""
+    plugin for another scheme cannot get in the way. Looked up once per process: scanning the
+    installed distributions costs milliseconds on every cold start otherwise."""
     registered = entry_points(group=GROUP)
     if scheme not in registered.names:
         raise InvalidInput(
@@ -41,7 +44,12 @@ def open_storage(url: str) -> Storage:
     or a URL of any other registered scheme. No I/O happens until the first operation."""
     if not url:
         raise InvalidInput("empty storage URL")
-    return backend(scheme_of(url))(url)
+    scheme = scheme_of(url)
+    if scheme == "file":  # the primary copy: skip the scan of installed plugins on cold starts
+        from emeritus.archive.storage.local import LocalStorage
+
+        return LocalStorage(url)
+    return backend(scheme)(url)
 
 
 __all__ = ["Progress", "Storage", "backend", "backends", "check_path", "open_storage", "scheme_of"]
