@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from emeritus.archive import Archive, verify
@@ -15,6 +16,7 @@ from emeritus.store import Settings, Store, verify_chain
 runner = CliRunner()
 
 
+@pytest.mark.timeout(900)  # the real model on one thread, beside another test
 def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--home", str(home)])

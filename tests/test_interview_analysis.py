@@ -121,6 +121,7 @@ def test_jensen_shannon_bounds() -> None:
     assert jensen_shannon(Counter({"agree": 5}), Counter({"disagree": 5})) == pytest.approx(1.0)
 
 
+@pytest.mark.timeout(900)  # the real model on one thread, beside another test
 def test_cli_interview_and_analyze(tmp_path: Path, hermetic_home: Path, llama_server: str) -> None:
     """Through the CLI, interviewing over a real OpenAI-compatible server (llama.cpp's)."""
     import json

@@ -132,6 +132,7 @@ def test_an_altered_transcript_is_refused(archive: Archive) -> None:
         decode(dropped)
 
 
+@pytest.mark.timeout(900)  # the real model on one thread, beside another test
 def test_the_real_bundled_model_in_a_reduced_grid(hermetic_home: Path) -> None:
     with Store.open(Settings.from_env()) as store:
         _real_interview(Archive(store))

@@ -63,6 +63,7 @@ def test_runs_from_the_archive_without_a_copy(archive: Archive) -> None:
         backend.close()
 
 
+@pytest.mark.timeout(900)  # the real model on one thread, beside another test
 def test_full_fingerprint_then_a_restored_model_matches(archive: Archive, tmp_path: Path) -> None:
     backend = _open(archive)
     try:
@@ -87,6 +88,7 @@ def test_full_fingerprint_then_a_restored_model_matches(archive: Archive, tmp_pa
     assert report.comparable and report.ok, [r for r in report.results if not r.match]
 
 
+@pytest.mark.timeout(900)  # the real model on one thread, beside another test
 @pytest.mark.usefixtures("few_canaries")
 def test_a_perturbed_tensor_is_caught_twice(archive: Archive) -> None:
     backend = _open(archive)
