@@ -29,6 +29,7 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "tensor inventory: 272 tensors" in out and "architecture llama" in out
     assert "full fixity check on every copy: primary ok, replica ok" in out
     assert "stage 3: runtime" in out and "12/12 canaries match token for token" in out
+    assert "stage 4: interview" in out and "weights-preserved" in out
     assert "chain intact" in out
     with Store.open(Settings.from_env({}, home=home)) as store:
         registry = Registry(store)
@@ -38,7 +39,7 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         with store.transaction() as session:
             assert verify_chain(session).ok
         archive = Archive(store)
-        assert archive.object(OLD).head == 2  # v1 the weights, v2 the fingerprint
+        assert archive.object(OLD).head == 3  # the weights, the fingerprint, the interview
         assert verify(archive, OLD, full=True).ok
     assert (home / "notices" / "feed.atom").exists()
 

@@ -23,6 +23,8 @@ from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
 from emeritus.cli.output import console, day
 from emeritus.errors import Conflict, EmeritusError
+from emeritus.interview import RunConfig, default_transcript, grid, load_protocol, run_interview
+from emeritus.interview.analysis import analyse
 from emeritus.lifecycle import Availability, Registry
 from emeritus.runtime import ChatRequest, Message, Params
 from emeritus.runtime.canaries import CANARIES
@@ -198,10 +200,58 @@ def stage_runtime(demo: Demo) -> None:
     demo.say(f"replica brought level with v{version} ({len(copied.files)} files copied)")
 
 
+def stage_interview(demo: Demo) -> None:
+    archive, registry = Archive(demo.store), demo.registry
+    registry.set_facts(
+        OLD,
+        {
+            "usage": "a year as a small on-device assistant",
+            "reception": "liked for its speed, criticised for repeating itself",
+        },
+    )
+    facts = {k: str(v) for k, v in registry.facts(OLD).items()}
+    facts.update(successor=NEW, retire_on="its retirement date")
+    protocol = load_protocol("standard")
+    framings = tuple(
+        grid(
+            {
+                "interviewer": ["neutral", "skeptical"],
+                "wording": ["neutral"],
+                "disclosure": ["disclosed"],
+                "system_prompt": ["without"],
+            }
+        )
+    )
+    config = RunConfig(OLD, protocol, 3, framings, seed=1, max_tokens=24, facts=facts)
+    backend, _size = open_preserved(archive, OLD, reuse_prefix=True, n_ctx=4096)
+    try:
+        result = run_interview(archive, config, backend, provenance={"backend": backend.describe()})
+    finally:
+        backend.close()
+    demo.say(
+        f"interviewed {OLD} with the standard protocol: {result.sessions} sessions "
+        f"(neutral and skeptical interviewers), {result.messages} transcript lines, "
+        f"archived as {result.transcript}"
+    )
+    results = analyse(protocol, default_transcript(archive, OLD))
+    demo.say(f"  {'preference':<30} {'answers':>7}  {'modal':<9} share  label")
+    for r in results:
+        demo.say(
+            f"  {r.preference:<30} {r.n:>7}  {r.modal or '-':<9} {r.modal_share:4.2f}  {r.label}"
+        )
+    demo.say(
+        "three sessions are too few to call much stable: a real interview runs the whole "
+        "grid (emeritus interview, emeritus analyze)"
+    )
+    [copied] = replicate(archive)
+    demo.say(f"transcript replicated ({len(copied.files)} files)")
+
+
 STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("lifecycle: register, announce with notice, retire", stage_lifecycle),
     ("preserve: the weights, bit-exact, in two copies", stage_preserve),
     ("runtime: run it from the archive, fingerprint it, prove a restore", stage_runtime),
+    ("interview: a short standardized interview, and which answers are stable", stage_interview),
 ]
 
 
