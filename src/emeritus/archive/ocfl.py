@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from emeritus.errors import IntegrityError, InvalidInput
+from emeritus.archive.storage.base import check_path
+from emeritus.errors import IntegrityError
 
 ARCHIVE_FORMAT = 1
 ROOT_NAMASTE = ("0=ocfl_1.1", "ocfl_1.1\n")
@@ -92,19 +93,9 @@ def version_number(name: str) -> int:
 
 
 def check_logical_path(path: str) -> str:
-    """Refuse a path that could escape its directory or that OCFL forbids."""
-    segments = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(s in ("", ".", "..") for s in segments)
-    ):
-        raise InvalidInput(
-            f"bad path {path!r}: must be relative, '/'-separated, without '.' or '..'"
-        )
-    return path
+    """Refuse a path in an object that could escape its directory or that OCFL forbids: the same
+    rule as for storage paths."""
+    return check_path(path, what="path in the object")
 
 
 def sidecar_text(inventory_bytes: bytes) -> str:

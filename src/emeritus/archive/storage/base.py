@@ -14,7 +14,7 @@ Progress = Callable[[int], None]
 CHUNK = 8 << 20  # bytes per streamed piece; also the S3 multipart part size (>= 5 MiB)
 
 
-def check_path(path: str, *, prefix: bool = False) -> str:
+def check_path(path: str, *, prefix: bool = False, what: str = "storage path") -> str:
     """Return `path` if it stays inside the root, else raise `InvalidInput` naming it.
 
     A path is relative and '/'-separated, with no empty, '.' or '..' segment, no backslash (a
@@ -34,7 +34,7 @@ def check_path(path: str, *, prefix: bool = False) -> str:
         or any(segment in ("", ".", "..") for segment in trimmed.split("/"))
     ):
         raise InvalidInput(
-            f"bad storage path {path!r}: must be relative and '/'-separated, "
+            f"bad {what} {path!r}: must be relative and '/'-separated, "
             "without '.', '..', empty segments, backslashes or NUL"
         )
     return trimmed
