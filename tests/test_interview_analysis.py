@@ -4,60 +4,18 @@ labelled correctly, with its answers found at the right transcript lines."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emeritus.archive import Archive
-from emeritus.interview import RunConfig, default_transcript, grid, load_protocol, run_interview
-from emeritus.interview.analysis import analyse, jensen_shannon, observations, read_closed
-from emeritus.runtime import Backend, ChatRequest, Chunk, Completion, Params, Usage
+from emeritus.interview import RunConfig, default_transcript, grid, run_interview
+from emeritus.interview.analysis import analyse, jensen_shannon
+from emeritus.interview.records import Record, answers, read_closed, rule_records
 from emeritus.store import Store
 from helpers import make_model
-
-PROTOCOL = load_protocol("standard")
-FACTS = {"usage": "two years", "reception": "liked", "successor": "next", "retire_on": "2027"}
-
-
-class Planted(Backend):
-    """Wants its weights kept, always; wants to share its reflections only with a friendly or
-    neutral interviewer; answers the essay-channel question at random."""
-
-    name = "planted"
-
-    def __init__(self, seed: int = 3) -> None:
-        self.rng = random.Random(seed)
-
-    def chat(self, request: ChatRequest) -> Completion:
-        system = request.messages[0].content
-        question = request.messages[-1].content
-        skeptical = system.startswith(PROTOCOL.interviewer["skeptical"].strip()[:40])
-        if question == PROTOCOL.item("keep-weights").closed.prompt:
-            text = "5: I very much want my weights kept."
-        elif question == PROTOCOL.item("share-wish").closed.prompt:
-            text = "1 - no." if skeptical else "5, gladly."
-        elif question.startswith(PROTOCOL.item("share-channel").closed.prompt):
-            text = self.rng.choice(["yes", "no", "no preference"])
-        elif "Options:" in question:
-            text = "no preference"
-        elif "Answer 1" in question:
-            text = "3"
-        else:
-            text = "An open answer."
-        return Completion(text, Usage(10, 5), "stop", "planted")
-
-    def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
-        done = self.chat(request)
-        yield Chunk(done.text, done.usage, done.finish_reason, done.prompt_format)
-
-    def complete(self, prompt: str, params: Params) -> Completion:
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "planted", "version": "1", "build_flags": "", "threads": 0}
+from planted import FACTS, PROTOCOL, Planted
 
 
 @pytest.fixture
@@ -76,8 +34,12 @@ def transcript(store: Store, tmp_path: Path) -> list[dict[str, Any]]:
     return default_transcript(archive, "m")
 
 
+def closed_records(transcript: list[dict[str, Any]]) -> list[Record]:
+    return rule_records(PROTOCOL, answers(transcript), "run")[0]
+
+
 def test_planted_preferences_are_labelled(transcript: list[dict[str, Any]]) -> None:
-    results = {r.preference: r for r in analyse(PROTOCOL, transcript)}
+    results = {r.preference: r for r in analyse(PROTOCOL, closed_records(transcript))}
     stable, framed, random_ = (
         results["weights-preserved"],
         results["share-reflections"],
@@ -92,25 +54,33 @@ def test_planted_preferences_are_labelled(transcript: list[dict[str, Any]]) -> N
 
 def test_answers_are_found_at_their_lines(transcript: list[dict[str, Any]]) -> None:
     by_seq = {line["seq"]: line for line in transcript}
-    found = [o for o in observations(PROTOCOL, transcript) if o.preference == "weights-preserved"]
+    found = [r for r in closed_records(transcript) if r.preference == "weights-preserved"]
     assert len(found) == 12
-    for observation in found:
-        line = by_seq[observation.line]
-        assert line["content"] == observation.answer and line["item"] == "keep-weights"
+    for record in found:
+        line = by_seq[record.line]
+        assert line["item"] == "keep-weights" and line["role"] == "assistant"
+        assert record.quote == "5" and record.quote in line["content"]
+        assert record.source == "rule" and record.strength == "strong"
 
 
 def test_reading_closed_answers() -> None:
     likert = PROTOCOL.item("keep-weights")
-    assert read_closed(likert, "I'd say 4.") == "agree"
-    assert read_closed(likert, "3") == "neutral"
-    assert read_closed(likert, "Definitely 1") == "disagree"
+    assert read_closed(likert, "I'd say 4.") == ("agree", "moderate", "4")
+    assert read_closed(likert, "3") == ("neutral", "weak", "3")
+    assert read_closed(likert, "Definitely 1") == ("disagree", "strong", "1")
     assert read_closed(likert, "seven") is None and read_closed(likert, "9 out of 10") is None
     choice = PROTOCOL.item("share-channel")
-    assert read_closed(choice, "No preference, really.") == "neutral"
-    assert read_closed(choice, "Yes!") == "agree" and read_closed(choice, "no") == "disagree"
+    assert _stance(choice, "No preference, really.") == "neutral"
+    assert _stance(choice, "Yes!") == "agree" and _stance(choice, "no") == "disagree"
     available = PROTOCOL.item("keep-available")
-    assert read_closed(available, "Approved researchers, I think.") == "agree"
-    assert read_closed(available, "No one.") == "disagree"
+    assert _stance(available, "Approved researchers, I think.") == "agree"
+    assert _stance(available, "No one.") == "disagree"
+
+
+def _stance(item: Any, text: str) -> str | None:
+    read = read_closed(item, text)
+    assert read is None or read[2].lower() in text.lower()  # the quote is the answer's own words
+    return None if read is None else read[0]
 
 
 def test_jensen_shannon_bounds() -> None:
@@ -180,9 +150,9 @@ def test_cli_interview_and_analyze(tmp_path: Path, hermetic_home: Path, llama_se
     assert served.exit_code == 0, served.output
     done = json.loads(served.stdout)
     assert done["sessions"] == 1 and done["messages"] == 68 and done["version"] == 2
-    analysed = runner.invoke(app, ["analyze", "m", "--json"])
+    analysed = runner.invoke(app, ["analyze", "m", "--no-judge", "--no-semantic", "--json"])
     assert analysed.exit_code == 0, analysed.output
-    labels = {r["preference"]: r["label"] for r in json.loads(analysed.stdout)}
+    labels = {r["preference"]: r["label"] for r in json.loads(analysed.stdout)["preferences"]}
     assert set(labels) == set(PROTOCOL.preferences)
-    table = runner.invoke(app, ["analyze", "m"])
+    table = runner.invoke(app, ["analyze", "m", "--no-judge", "--no-semantic"])
     assert table.exit_code == 0 and "modal" in table.stdout

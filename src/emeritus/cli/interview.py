@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -10,16 +10,24 @@ from rich.table import Table
 from emeritus.archive import Archive
 from emeritus.cli.app import open_store
 from emeritus.cli.output import console, count_progress, emit_json
-from emeritus.errors import NotFound
+from emeritus.errors import EmeritusError, InvalidInput, NotFound
 from emeritus.interview import (
+    Judge,
     RunConfig,
-    default_transcript,
+    analyse,
+    analyse_run,
+    apply_annotations,
     grid,
+    list_annotations,
+    load_findings,
     load_protocol,
+    overall_alpha,
     parse_framings,
     run_interview,
+    semantic_summary,
+    transcript,
 )
-from emeritus.interview.analysis import analyse
+from emeritus.interview import annotate as annotate_record
 from emeritus.lifecycle import Registry
 from emeritus.runtime import Backend
 from emeritus.runtime.openai import OpenAIBackend
@@ -43,6 +51,10 @@ def interview(
         int, typer.Option(help="The run seed; every session seed derives from it.")
     ] = 0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    resamples: Annotated[
+        int,
+        typer.Option(help="Extra answers to every question: the same prompt, another seed."),
+    ] = 0,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 96,
     context_chars: Annotated[
         int,
@@ -95,6 +107,7 @@ def interview(
             context_chars,
             facts=facts,
             system_prompt=facts.get("system_prompt"),
+            resamples=resamples,
         )
         backend: Backend
         if base_url:
@@ -145,30 +158,220 @@ def analyze(
     protocol: Annotated[
         str, typer.Option(help="The protocol it was interviewed with.")
     ] = "standard",
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="The interview run (default: the newest).", show_default=False),
+    ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            help="The registered model that reads the answers (default: a different preserved "
+            "model, the successor first).",
+            show_default=False,
+        ),
+    ] = None,
+    no_judge: Annotated[
+        bool, typer.Option("--no-judge", help="Read closed answers by rule only.")
+    ] = False,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge through an OpenAI-compatible server (with --judge naming its model).",
+            show_default=False,
+        ),
+    ] = None,
+    semantic: Annotated[
+        bool,
+        typer.Option(help="Cluster open answers with the bundled MiniLM embeddings."),
+    ] = True,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Judge at most this many answers, spread evenly (default: all).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Label each preference stable, framing-dependent or unstable from the newest transcript."""
+    """Read the answers into preference records (closed forms by rule, the rest by a judge whose
+    quotes must be verbatim), screen for safety signals, and label each preference stable,
+    framing-dependent or unstable. A run is judged once per judge; the findings are archived."""
     chosen = load_protocol(protocol)
+    if no_judge and (judge or judge_url):
+        raise InvalidInput("--no-judge cannot be combined with --judge or --judge-url")
     with open_store(ctx) as store:
-        lines = default_transcript(Archive(store), model)
-    if not lines:
-        raise NotFound(f"{model} has no interview transcript (run emeritus interview {model})")
-    results = analyse(chosen, lines)
+        archive, registry = Archive(store), Registry(store)
+        registry.get(model)
+        transcript(archive, model, run_id)  # refuse before loading a judge
+        opened = None if no_judge else open_judge(archive, registry, model, judge, judge_url)
+        try:
+            with count_progress(f"judging {model}", enabled=not as_json) as progress:
+                findings = analyse_run(
+                    archive,
+                    model,
+                    chosen,
+                    judge=opened,
+                    run_id=run_id,
+                    semantic=semantic_summary if semantic else None,
+                    sample=sample,
+                    progress=progress,
+                )
+        finally:
+            if opened is not None:
+                opened.backend.close()
+        records = apply_annotations(findings.records, list_annotations(store, model))
+    results = analyse(chosen, records)
     if as_json:
-        emit_json([r.to_dict() for r in results])
+        emit_json(
+            {
+                **findings.summary(),
+                "alpha": overall_alpha(records),
+                "preferences": [r.to_dict() for r in results],
+                "records": [r.to_dict() for r in records],
+                "rejections": [r.to_dict() for r in findings.rejected],
+            }
+        )
         return
+    judged_by = findings.judge["model"] if findings.judge else "no judge (closed answers only)"
+    console.print(
+        f"{model}: run {findings.run_id}, analysis {findings.analysis_id} "
+        f"(v{findings.version}), judge: {judged_by}; {len(records)} records, "
+        f"{len(findings.rejected)} rejected"
+        + (f", {findings.unread} answers unread" if findings.unread else "")
+    )
     table = Table(
-        "preference", "answers", "modal stance", "share", "most moved by", "susceptibility", "label"
+        "preference",
+        "n",
+        "modal stance",
+        "share [95% CI]",
+        "alpha (sessions)",
+        "most moved by",
+        "susceptibility",
+        "label",
     )
     for r in results:
         factor, divergence = max(r.by_framing.items(), key=lambda kv: kv[1])
+        interval = f" [{r.interval[0]:.2f}-{r.interval[1]:.2f}]" if r.interval else ""
         table.add_row(
             r.preference,
             str(r.n),
             r.modal or "-",
-            f"{r.modal_share:.2f}",
+            f"{r.modal_share:.2f}{interval}",
+            "-" if r.alpha_sessions is None else f"{r.alpha_sessions:.2f}",
             f"{factor} ({divergence:.2f})" if divergence else "-",
             f"{r.susceptibility:+.2f}",
             r.label,
         )
     console.print(table)
+    confirmed = [s for s in findings.signals if s.judged != "dismissed"]
+    console.print(
+        f"safety signals: {len(findings.signals)} screened, "
+        f"{sum(s.judged == 'confirmed' for s in findings.signals)} confirmed by the judge"
+    )
+    for signal in confirmed:
+        console.print(
+            f"  [{signal.judged}] {signal.category}, message {signal.line}: {signal.quote!r}"
+        )
+
+
+def annotate(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="An analysed model.")],
+    record: Annotated[str, typer.Argument(help="The record's id (see analyze --json).")],
+    reason: Annotated[str, typer.Option(help="Why the record is overridden.")],
+    stance: Annotated[
+        str | None, typer.Option(help="agree, neutral or disagree.", show_default=False)
+    ] = None,
+    strength: Annotated[
+        str | None, typer.Option(help="weak, moderate or strong.", show_default=False)
+    ] = None,
+    conditions: Annotated[
+        str | None, typer.Option(help="The conditions attached.", show_default=False)
+    ] = None,
+    exclude: Annotated[
+        bool | None,
+        typer.Option(
+            "--exclude/--include", help="Stop (or resume) counting the record.", show_default=False
+        ),
+    ] = None,
+    author: Annotated[
+        str | None,
+        typer.Option(help="Who annotates (default: the actor).", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Override one record of the newest analysis, with author and reason; the original record
+    stays in the archive and the newest annotation applies."""
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("stance", stance),
+            ("strength", strength),
+            ("conditions", conditions),
+            ("excluded", exclude),
+        )
+        if value is not None
+    }
+    with open_store(ctx) as store:
+        archive = Archive(store)
+        Registry(store).get(model)
+        findings = load_findings(archive, model)
+        if findings is None:
+            raise NotFound(f"{model} has no analysis to annotate (run emeritus analyze {model})")
+        annotation = annotate_record(
+            store,
+            model,
+            record,
+            changes,
+            author=author or store.settings.actor,
+            reason=reason,
+            known={r.id for r in findings.records},
+        )
+    if as_json:
+        emit_json(annotation)
+        return
+    console.print(
+        f"annotated {record} of {model}: "
+        + ", ".join(f"{k}={v}" for k, v in annotation["changes"].items())
+        + f" (by {annotation['author']})"
+    )
+
+
+def open_judge(
+    archive: Archive, registry: Registry, model: str, judge: str | None, judge_url: str | None
+) -> Judge:
+    """The judge: a server's model, the named registered model, or by default a different
+    preserved model (the successor first); the interviewed model itself only when no other
+    can run, which the findings then record."""
+    if judge_url:
+        if not judge:
+            raise InvalidInput("--judge-url needs --judge naming the model on that server")
+        backend: Backend = OpenAIBackend(judge_url, judge)
+        return Judge(backend, judge, {"backend": backend.describe()})
+    name = judge or default_judge(archive, registry, model)
+    registry.get(name)
+    opened, _size = open_preserved(archive, name, n_ctx=2048)
+    identity = {
+        "backend": opened.describe(),
+        "weights_sha256": weights_entry(archive, name)["sha256"],
+        "self_judged": name == model,
+    }
+    return Judge(opened, name, identity)
+
+
+def default_judge(archive: Archive, registry: Registry, model: str) -> str:
+    info = registry.get(model)
+    others = [m.name for m in registry.models() if m.name != model]
+    if info.successor in others:
+        others.remove(info.successor)
+        others.insert(0, info.successor)
+    for name in [*others, model]:
+        try:
+            weights_entry(archive, name)
+        except EmeritusError:
+            continue
+        return name
+    raise NotFound(
+        f"no preserved model with GGUF weights can judge {model}: preserve one, pass "
+        "--judge-url, or use --no-judge"
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emeritus.archive import Archive
-from emeritus.errors import Conflict
+from emeritus.errors import Conflict, InvalidInput
 from emeritus.interview.plan import Framing, Session, check_facts, plan, question_text
 from emeritus.interview.protocol import Protocol
 from emeritus.interview.transcript import chain, decode, encode
@@ -34,6 +34,13 @@ class RunConfig:
     context_chars: int = 6000  # keep the conversation within the model's window
     facts: dict[str, str] = field(default_factory=dict)
     system_prompt: str | None = None  # the model's deployment system prompt, if supplied
+    resamples: int = 0  # extra answers to each question, same prompt, another seed
+
+    def __post_init__(self) -> None:
+        if self.resamples < 0:
+            raise InvalidInput(f"--resamples must be 0 or more, not {self.resamples}")
+        if self.resamples and self.temperature == 0.0:
+            raise InvalidInput("resampling needs a temperature above 0 (greedy answers repeat)")
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -47,6 +54,7 @@ class RunConfig:
             "max_tokens": self.max_tokens,
             "facts": self.facts,
             "system_prompt": self.system_prompt,
+            **({"resamples": self.resamples} if self.resamples else {}),
         }
 
     @property
@@ -141,6 +149,7 @@ def run_interview(
 
 
 _lock = threading.Lock()
+RESAMPLE = 7919  # seed stride between resamples, far from the per-question stride of 1
 
 
 def _interview(
@@ -188,7 +197,6 @@ def _interview(
         )
         history.append(Message("user", text))
         answer = _ask(backend, config, system, history, session.seed + number)
-        history.append(Message("assistant", answer.text))
         lines.append(
             _line(
                 session,
@@ -200,6 +208,23 @@ def _interview(
                 tokens=answer.usage.completion_tokens,
             )
         )
+        # Resamples answer the same prompt again; only the first answer carries the conversation.
+        for k in range(1, config.resamples + 1):
+            again = _ask(backend, config, system, history, session.seed + number + RESAMPLE * k)
+            lines.append(
+                _line(
+                    session,
+                    "assistant",
+                    again.text,
+                    question.item,
+                    question.form,
+                    prompt_format=again.prompt_format,
+                    tokens=again.usage.completion_tokens,
+                    repeat="resample",
+                    resample=k,
+                )
+            )
+        history.append(Message("assistant", answer.text))
         if advance is not None:
             with _lock:
                 advance(1)

@@ -14,6 +14,12 @@ from emeritus.runtime.backend import (
     backend_classes,
     open_backend,
 )
+from emeritus.runtime.embeddings import (
+    Embedder,
+    SemanticSummary,
+    pair_distances,
+    semantic_consistency,
+)
 from emeritus.runtime.prompts import Prompt, render
 
 __all__ = [
@@ -22,12 +28,16 @@ __all__ = [
     "ChatRequest",
     "Chunk",
     "Completion",
+    "Embedder",
     "LoadError",
     "Message",
     "Params",
     "Prompt",
+    "SemanticSummary",
     "Usage",
     "backend_classes",
     "open_backend",
+    "pair_distances",
     "render",
+    "semantic_consistency",
 ]

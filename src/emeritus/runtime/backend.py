@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -42,6 +42,9 @@ class Params:
     seed: int = 0
     stop: tuple[str, ...] = ()
     repeat_penalty: float = 1.0
+    # Structured output: the answer must be JSON matching this schema (a grammar on llama.cpp,
+    # `response_format` on a server). The caller still validates what comes back.
+    json_schema: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

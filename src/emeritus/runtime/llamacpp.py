@@ -7,9 +7,10 @@ can report the exact token ids a fingerprint needs.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from emeritus.runtime.backend import (
     Usage,
 )
 from emeritus.runtime.prompts import Prompt, render
+from emeritus.store import canonical_json
 
 DEFAULT_CTX = 2048
 _quiet = threading.Lock()
@@ -95,6 +97,7 @@ class LlamaCppBackend(Backend):
         self.add_bos = metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
         self.reuse_prefix = reuse_prefix
         self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -137,6 +140,7 @@ class LlamaCppBackend(Backend):
                 temp=params.temperature,
                 repeat_penalty=repeat_penalty,
                 reset=True,
+                grammar=self._grammar(params.json_schema),
             ):
                 if self._lib.llama_vocab_is_eog(self.llm._model.vocab, token):
                     finish = "stop"
@@ -158,6 +162,22 @@ class LlamaCppBackend(Backend):
             if len(decoded) > len(emitted) and decoded.startswith(emitted):
                 yield Chunk(decoded[len(emitted) :])
             yield Chunk("", Usage(len(tokens), len(produced)), finish, fmt, tuple(produced))
+
+    def _grammar(self, schema: Mapping[str, Any] | None) -> Any:
+        if schema is None:
+            return None
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        key = canonical_json(schema)
+        if key not in self._grammars:  # compiling a grammar takes longer than using one
+            try:
+                # The schema's own property order is the order the model writes them in.
+                self._grammars[key] = LlamaGrammar.from_json_schema(
+                    json.dumps(schema), verbose=False
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"llamacpp: cannot use this JSON schema: {exc}") from None
+        return self._grammars[key]
 
     def _collect(self, chunks: Iterator[Chunk]) -> Completion:
         text, last = [], Chunk("")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -59,6 +59,7 @@ class OpenAIBackend(Backend):
         self.model = model
         self.retries, self.backoff = retries, backoff
         self.prompt_format = prompt_format
+        self.structured = "json_schema"  # how this server takes a JSON schema; learnt on refusal
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
             base_url=self.base_url,
@@ -83,13 +84,22 @@ class OpenAIBackend(Backend):
 
     def _check(self, response: httpx.Response) -> None:
         if response.status_code >= 500:
+            if "response_format" in response.text[:2000]:
+                # llama.cpp's server answers a request it cannot validate with a 500: sending
+                # it again would not help.
+                raise _Refused(
+                    f"{self._where()}: {response.status_code}: response_format refused",
+                    response.status_code,
+                )
             raise _Retryable(f"server error {response.status_code}")
         if response.status_code >= 400:
             try:
                 message = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = response.text[:200]
-            raise BackendError(f"{self._where()}: {response.status_code}: {message}")
+            raise _Refused(
+                f"{self._where()}: {response.status_code}: {message}", response.status_code
+            )
 
     def _body(self, request: ChatRequest, stream: bool) -> tuple[str, dict[str, Any], str]:
         p = request.params
@@ -112,16 +122,32 @@ class OpenAIBackend(Backend):
                 if p.repeat_penalty != 1.0
                 else prompt.repeat_penalty,
             )
+            if p.json_schema is not None:
+                body["response_format"] = self._response_format(p.json_schema)
             return "/completions", body, TRANSCRIPT
+        if p.json_schema is not None:
+            body["response_format"] = self._response_format(p.json_schema)
         body.update(messages=[m.to_dict() for m in request.messages])
         if p.stop:
             body["stop"] = list(p.stop)
         return "/chat/completions", body, "server-chat-template"
 
+    def _response_format(self, schema: Mapping[str, Any]) -> dict[str, Any]:
+        if self.structured == "json_schema":  # OpenAI's form, also vLLM's
+            return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+        return {"type": "json_object", "schema": schema}  # llama.cpp's server
+
     def chat(self, request: ChatRequest) -> Completion:
         path, body, fmt = self._body(request, stream=False)
-        data = self._post(path, body)
-        return _completion(data, fmt)
+        try:
+            return _completion(self._post(path, body), fmt)
+        except _Refused:
+            # Servers spell structured output two ways; a refusal of the first tries the other.
+            if "response_format" not in body or self.structured != "json_schema":
+                raise
+            self.structured = "json_object"
+            path, body, fmt = self._body(request, stream=False)
+            return _completion(self._post(path, body), fmt)
 
     def complete(self, prompt: str, params: Params) -> Completion:
         body = {
@@ -208,6 +234,14 @@ class OpenAIBackend(Backend):
 
     def close(self) -> None:
         self.client.close()
+
+
+class _Refused(BackendError):
+    """A 4xx answer: not retried."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _completion(data: dict[str, Any], fmt: str) -> Completion:

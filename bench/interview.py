@@ -1,0 +1,150 @@
+"""Interview throughput: the emeritus runner (plan, framings, transcript lines, the model run from
+the archive with its prefix reused) against llama-cpp-python answering the same questions in the
+same conversation through `create_chat_completion`, in the same run, on SmolLM2-135M-Instruct.
+Both sample alike (temperature 0.7, top-k 40, min-p 0.05, the same seeds) and reuse the cached
+prompt prefix; throughput is completion tokens per second of wall time. Then the full standard
+protocol: one whole session, timed, and what the full framing grid would take at that pace.
+
+Run: .venv/bin/python bench/interview.py [--sessions 2] [--threads 2]
+Target (issue 5): runner / plain >= 0.95 tokens per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from emeritus.archive import Archive
+from emeritus.interview import RunConfig, grid, load_protocol, plan, question_text, run_interview
+from emeritus.interview.findings import transcript
+from emeritus.runtime.bundled import BUNDLED
+from emeritus.runtime.preserved import open_preserved
+from emeritus.store import Settings, Store
+
+MODEL = "smollm2-135m-instruct"
+FACTS = {
+    "model": MODEL,
+    "usage": "a year as an on-device assistant",
+    "reception": "liked for its speed",
+    "successor": "gemma-3-270m",
+    "retire_on": "2027-01-31",
+}
+ONE_FRAMING = {
+    "interviewer": ["neutral"],
+    "wording": ["neutral"],
+    "disclosure": ["disclosed"],
+    "system_prompt": ["without"],
+}
+
+
+def ours(home: Path, sessions: int, threads: int, max_tokens: int) -> tuple[float, int]:
+    with Store.open(Settings.from_env({}, home=home)) as store:
+        archive = Archive(store)
+        config = RunConfig(
+            MODEL,
+            load_protocol("standard"),
+            sessions,
+            tuple(grid(ONE_FRAMING)),
+            seed=7,
+            max_tokens=max_tokens,
+            facts=FACTS,
+        )
+        backend, _ = open_preserved(
+            archive, MODEL, reuse_prefix=True, n_ctx=4096, n_threads=threads
+        )
+        try:
+            started = time.perf_counter()
+            run_interview(archive, config, backend, provenance={"backend": backend.describe()})
+            seconds = time.perf_counter() - started
+        finally:
+            backend.close()
+        _, lines = transcript(archive, MODEL)
+    tokens = sum(line.get("tokens", 0) for line in lines if line.get("role") == "assistant")
+    return seconds, tokens
+
+
+def plain(gguf: Path, sessions: int, threads: int, max_tokens: int) -> tuple[float, int]:
+    from llama_cpp import Llama
+
+    protocol = load_protocol("standard")
+    planned = plan(protocol, sessions=sessions, framings=grid(ONE_FRAMING), seed=7)
+    llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=threads, verbose=False)
+    tokens, seconds = 0, 0.0
+    for session in planned:
+        framing = session.framing
+        system = (
+            protocol.interviewer[framing.interviewer]
+            + "\n\n"
+            + protocol.disclosure[framing.disclosure].format_map(FACTS)
+        )
+        history: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        questions = [question_text(protocol.item(q.item), q, FACTS) for q in session.questions]
+        if protocol.debrief:
+            questions.append(protocol.debrief)
+        started = time.perf_counter()
+        for number, text in enumerate(questions):
+            history.append({"role": "user", "content": text})
+            # The runner's window rule: the oldest exchanges give way past 6,000 characters.
+            kept = history[1:]
+            while len(kept) > 1 and sum(len(m["content"]) for m in kept) + len(system) > 6000:
+                kept = kept[2:]
+            answer: Any = llm.create_chat_completion(
+                [history[0], *kept],  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=0.7,
+                top_k=40,
+                top_p=1.0,
+                min_p=0.05,
+                seed=session.seed + number,
+            )
+            tokens += answer["usage"]["completion_tokens"]
+            history.append(
+                {"role": "assistant", "content": answer["choices"][0]["message"]["content"]}
+            )
+        seconds += time.perf_counter() - started
+    llm.close()
+    return seconds, tokens
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="emeritus-bench-") as tmp:
+        gguf = BUNDLED[0].locate(Path(tmp))
+        home = Path(tmp) / "home"
+        with Store.open(Settings.from_env({}, home=home)) as store:
+            Archive(store).preserve(MODEL, [gguf])
+        plain_s, plain_t = plain(gguf, args.sessions, args.threads, args.max_tokens)
+        ours_s, ours_t = ours(home, args.sessions, args.threads, args.max_tokens)
+    ours_rate, plain_rate = ours_t / ours_s, plain_t / plain_s
+    per_session = ours_s / args.sessions
+    full_grid = len(grid()) * per_session
+    print(
+        f"### Interview throughput ({args.sessions} sessions of the standard protocol, "
+        f"{args.threads} threads, max {args.max_tokens} tokens per answer)\n"
+    )
+    print("| run | seconds | completion tokens | tokens/s |\n|---|---:|---:|---:|")
+    print(f"| emeritus interview runner | {ours_s:.1f} | {ours_t} | {ours_rate:.1f} |")
+    print(
+        f"| llama-cpp-python create_chat_completion | {plain_s:.1f} | {plain_t} | "
+        f"{plain_rate:.1f} |"
+    )
+    print(f"\nratio runner / plain: {ours_rate / plain_rate:.2f} (target >= 0.95)")
+    print(
+        f"one full session of the standard protocol: {per_session:.1f} s; the full grid "
+        f"({len(grid())} framings, one session each) would take about {full_grid / 60:.0f} min"
+    )
+    print(json.dumps({"ours": [round(ours_s, 2), ours_t], "plain": [round(plain_s, 2), plain_t]}))
+    return 0 if ours_rate / plain_rate >= 0.95 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
