@@ -1,0 +1,36 @@
+"""Access events on the shared hash-chained log: subjects, and a guard against secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from emeritus.store import Store, append_event
+
+
+def audit(
+    session: Session,
+    store: Store,
+    kind: str,
+    subject: str,
+    payload: dict[str, Any],
+    *,
+    actor: str | None = None,
+) -> None:
+    """Append an `access.*` event inside the caller's transaction."""
+    append_event(
+        session,
+        kind=f"access.{kind}",
+        subject=subject[:200],
+        actor=actor or store.settings.actor,
+        payload=payload,
+    )
+
+
+def model_subject(name: str) -> str:
+    return f"model:{name}"
+
+
+def principal_subject(name: str) -> str:
+    return f"principal:{name}"

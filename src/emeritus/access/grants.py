@@ -1,0 +1,222 @@
+"""Grants: principal x model, with an expiry, a token quota per period and a request rate.
+
+At most one live grant per principal and model: a new grant replaces (revokes) the live one, under
+the principal's row lock, so two operators granting at once still leave one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from emeritus.access.audit import audit, model_subject
+from emeritus.access.policies import PERIODS, Terms, load_model, period_seconds
+from emeritus.access.principals import load_principal
+from emeritus.access.tables import GrantRecord, PrincipalRecord
+from emeritus.errors import InvalidInput, NotFound
+from emeritus.lifecycle import ModelRecord
+from emeritus.store import Store, iso, utc_now
+
+
+@dataclass(frozen=True)
+class Grant:
+    uid: str
+    principal: str
+    model: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    token_quota: int
+    period: str
+    requests_per_minute: int
+    period_tokens: int
+
+    def live(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "principal": self.principal,
+            "model": self.model,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
+            "live": self.live(now or utc_now()),
+            "token_quota": self.token_quota,
+            "period": self.period,
+            "requests_per_minute": self.requests_per_minute,
+        }
+
+
+def _period_name(seconds: int) -> str:
+    return next((name for name, s in PERIODS.items() if s == seconds), f"{seconds}s")
+
+
+def grant_of(row: GrantRecord, principal: str, model: str) -> Grant:
+    return Grant(
+        row.uid,
+        principal,
+        model,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        row.token_quota,
+        _period_name(row.period_s),
+        row.requests_per_minute,
+        row.period_tokens,
+    )
+
+
+def live_grant(
+    session: Session, principal_id: int, model_id: int, now: datetime, *, lock: bool = False
+) -> GrantRecord | None:
+    query = (
+        select(GrantRecord)
+        .where(
+            GrantRecord.principal_id == principal_id,
+            GrantRecord.model_id == model_id,
+            GrantRecord.revoked_at.is_(None),
+            GrantRecord.expires_at > now,
+        )
+        .order_by(GrantRecord.id.desc())
+        .limit(1)
+    )
+    if lock:  # the quota counters live on this row (docs/design/access.md, Quota accounting)
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def create_grant(
+    session: Session,
+    store: Store,
+    principal: PrincipalRecord,
+    model: ModelRecord,
+    terms: Terms,
+    *,
+    now: datetime,
+    application_id: int | None = None,
+    reason: str = "",
+    actor: str | None = None,
+) -> Grant:
+    """Insert a grant, revoking a live one it replaces; the caller holds the principal's lock."""
+    replaced = live_grant(session, principal.id, model.id, now, lock=True)
+    if replaced is not None:
+        replaced.revoked_at = now
+    row = GrantRecord(
+        uid=f"grant_{uuid.uuid4().hex}",
+        principal_id=principal.id,
+        model_id=model.id,
+        application_id=application_id,
+        created_at=now,
+        expires_at=now + timedelta(days=terms.days),
+        token_quota=terms.tokens,
+        period_s=period_seconds(terms.period),
+        requests_per_minute=terms.requests_per_minute,
+        period_start=0,
+        period_tokens=0,
+        minute_start=0,
+        minute_requests=0,
+    )
+    session.add(row)
+    session.flush()
+    grant = grant_of(row, principal.name, model.name)
+    audit(
+        session,
+        store,
+        "granted",
+        model_subject(model.name),
+        {
+            **grant.to_dict(now),
+            "replaces": replaced.uid if replaced is not None else None,
+            "reason": reason,
+        },
+        actor=actor,
+    )
+    return grant
+
+
+class Grants:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def grant(
+        self,
+        principal: str,
+        model: str,
+        *,
+        terms: Terms,
+        reason: str = "",
+        now: datetime | None = None,
+    ) -> Grant:
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            holder = load_principal(session, principal, lock=True)
+            record = load_model(session, model)
+            return create_grant(session, self.store, holder, record, terms, now=now, reason=reason)
+
+    def revoke(
+        self, principal: str, model: str, *, reason: str, now: datetime | None = None
+    ) -> Grant:
+        if not reason.strip():
+            raise InvalidInput("revoking a grant needs a --reason")
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            holder = load_principal(session, principal, lock=True)
+            record = load_model(session, model)
+            row = live_grant(session, holder.id, record.id, now, lock=True)
+            if row is None:
+                raise NotFound(f"{principal} holds no live grant for {model}")
+            row.revoked_at = now
+            grant = grant_of(row, principal, model)
+            audit(
+                session,
+                self.store,
+                "grant_revoked",
+                model_subject(model),
+                {"uid": row.uid, "principal": principal, "reason": reason},
+            )
+            return grant
+
+    def all(
+        self,
+        *,
+        principal: str | None = None,
+        model: str | None = None,
+        live_at: datetime | None = None,
+    ) -> list[Grant]:
+        with self.store.transaction() as session:
+            query = (
+                select(GrantRecord, PrincipalRecord.name, ModelRecord.name)
+                .join(PrincipalRecord, GrantRecord.principal_id == PrincipalRecord.id)
+                .join(ModelRecord, GrantRecord.model_id == ModelRecord.id)
+                .order_by(GrantRecord.id)
+            )
+            if principal is not None:
+                query = query.where(
+                    GrantRecord.principal_id == load_principal(session, principal).id
+                )
+            if model is not None:
+                query = query.where(GrantRecord.model_id == load_model(session, model).id)
+            if live_at is not None:
+                query = query.where(
+                    GrantRecord.revoked_at.is_(None), GrantRecord.expires_at > live_at
+                )
+            return [grant_of(row, p, m) for row, p, m in session.execute(query)]
+
+
+def check_terms(days: int, tokens: int, period: str, requests_per_minute: int) -> Terms:
+    for what, value in (
+        ("days", days),
+        ("tokens", tokens),
+        ("requests per minute", requests_per_minute),
+    ):
+        if value < 1:
+            raise InvalidInput(f"{what} must be a positive integer, not {value}")
+    period_seconds(period)
+    return Terms(days, tokens, period, requests_per_minute)

@@ -1,0 +1,69 @@
+"""Quota accounting on a grant row: requests per minute and tokens per period.
+
+Windows are fixed and aligned to the Unix epoch (a `day` is a UTC day). Every function here runs
+on a grant row the caller has locked (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's
+`BEGIN IMMEDIATE` holds the whole database), so a check and its consumption are one atomic step
+however many gateway processes share the database. Spec: docs/design/access.md, Quota accounting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from emeritus.access.tables import GrantRecord
+
+MINUTE = 60
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # "rate_limited" or "quota_exceeded"
+    retry_after: int  # whole seconds until the window that refused ends
+    message: str
+
+
+def _window(now: float, length: int) -> int:
+    return int(now) // length * length
+
+
+def admit(grant: GrantRecord, now: datetime, reserve: int) -> Refusal | None:
+    """Count one request and reserve `reserve` tokens, or refuse and consume nothing."""
+    at = now.timestamp()
+    minute = _window(at, MINUTE)
+    if grant.minute_start != minute:
+        grant.minute_start, grant.minute_requests = minute, 0
+    period = _window(at, grant.period_s)
+    if grant.period_start != period:
+        grant.period_start, grant.period_tokens = period, 0
+    if grant.minute_requests >= grant.requests_per_minute:
+        return Refusal(
+            "rate_limited",
+            max(1, math.ceil(minute + MINUTE - at)),
+            f"rate limit of {grant.requests_per_minute} requests per minute reached",
+        )
+    if (
+        grant.period_tokens >= grant.token_quota
+        or grant.period_tokens + reserve > grant.token_quota
+    ):
+        return Refusal(
+            "quota_exceeded",
+            max(1, math.ceil(period + grant.period_s - at)),
+            f"token quota of {grant.token_quota} per period reached "
+            f"({grant.period_tokens} used, {reserve} asked)",
+        )
+    grant.minute_requests += 1
+    grant.period_tokens += reserve
+    return None
+
+
+def tokens_left(grant: GrantRecord) -> int:
+    return max(0, grant.token_quota - grant.period_tokens)
+
+
+def settle(grant: GrantRecord, *, period_start: int, reserved: int, used: int) -> None:
+    """Replace a request's reservation by what it used, if its period is still the current one
+    (a reservation from an ended period lapsed with it)."""
+    if grant.period_start == period_start:
+        grant.period_tokens = max(0, grant.period_tokens + used - reserved)

@@ -1,0 +1,125 @@
+"""Database tables of access control. Spec: docs/design/access.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from emeritus.store import Base, UTCDateTime
+
+
+class PrincipalRecord(Base):
+    """Someone who may hold grants and keys: a customer, a researcher, a team."""
+
+    __tablename__ = "access_principals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    tier: Mapped[str] = mapped_column(String(32))
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PolicyRecord(Base):
+    """How one model is applied for: the form, the approval mode, the terms of a grant and the
+    price used to estimate cost. A model without a policy takes no applications."""
+
+    __tablename__ = "access_policies"
+    __table_args__ = (CheckConstraint("approval IN ('auto', 'manual')", name="approval"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), unique=True)
+    approval: Mapped[str] = mapped_column(String(8))
+    document: Mapped[str] = mapped_column(Text)  # canonical JSON: fields, tiers, grant, price
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApplicationRecord(Base):
+    __tablename__ = "access_applications"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state"),
+        Index("ix_access_applications_principal_model", "principal_id", "model_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    answers: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # A rejection blocks new applications until an operator resets it.
+    reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GrantRecord(Base):
+    """Principal x model, with expiry and limits; its counters are the quota state, updated under
+    a row lock (docs/design/access.md, Quota accounting)."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (
+        CheckConstraint("token_quota > 0", name="token_quota"),
+        CheckConstraint("period_s > 0", name="period_s"),
+        CheckConstraint("requests_per_minute > 0", name="requests_per_minute"),
+        Index("ix_access_grants_principal_model", "principal_id", "model_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("access_applications.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_quota: Mapped[int] = mapped_column(BigInteger)
+    period_s: Mapped[int] = mapped_column(Integer)
+    requests_per_minute: Mapped[int] = mapped_column(Integer)
+    period_start: Mapped[int] = mapped_column(BigInteger, default=0)  # epoch seconds
+    period_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    minute_start: Mapped[int] = mapped_column(BigInteger, default=0)  # epoch seconds
+    minute_requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KeyRecord(Base):
+    """An API key: its public id and the sha256 of the whole key; the key itself is never stored."""
+
+    __tablename__ = "access_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    secret_hash: Mapped[str] = mapped_column(String(71))
+    models: Mapped[str] = mapped_column(Text)  # canonical JSON list of model names
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UsageRecord(Base):
+    """One row per admitted request, written when the gateway reports how it went."""
+
+    __tablename__ = "access_usage"
+    __table_args__ = (
+        Index("ix_access_usage_principal_id_time", "principal_id", "time"),
+        Index("ix_access_usage_model_id_time", "model_id", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(40), unique=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("access_keys.id"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    grant_id: Mapped[int] = mapped_column(ForeignKey("access_grants.id"))
+    status: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    cost_micros: Mapped[int] = mapped_column(BigInteger)  # millionths of the price's currency

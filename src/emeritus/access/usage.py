@@ -1,0 +1,101 @@
+"""Usage: one row per admitted request, and totals for operators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from emeritus.access.policies import load_model
+from emeritus.access.principals import load_principal
+from emeritus.access.tables import PrincipalRecord, UsageRecord
+from emeritus.lifecycle import ModelRecord
+from emeritus.store import Store, iso
+
+
+@dataclass(frozen=True)
+class Usage:
+    request_id: str
+    time: datetime
+    principal: str
+    key_id: str
+    model: str
+    status: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+    cost_micros: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "time": iso(self.time),
+            "principal": self.principal,
+            "key_id": self.key_id,
+            "model": self.model,
+            "status": self.status,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": self.latency_ms,
+            "cost": self.cost_micros / 1e6,
+        }
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    principal: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+    mean_latency_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "principal": self.principal,
+            "model": self.model,
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": self.cost_micros / 1e6,
+            "mean_latency_ms": round(self.mean_latency_ms, 1),
+        }
+
+
+def usage_totals(
+    store: Store,
+    *,
+    principal: str | None = None,
+    model: str | None = None,
+    since: datetime | None = None,
+) -> list[UsageTotal]:
+    """Totals per principal and model, optionally for one of each and from a time on."""
+    with store.transaction() as session:
+        query = (
+            select(
+                PrincipalRecord.name,
+                ModelRecord.name,
+                func.count(UsageRecord.id),
+                func.sum(UsageRecord.prompt_tokens),
+                func.sum(UsageRecord.completion_tokens),
+                func.sum(UsageRecord.cost_micros),
+                func.avg(UsageRecord.latency_ms),
+            )
+            .join(PrincipalRecord, UsageRecord.principal_id == PrincipalRecord.id)
+            .join(ModelRecord, UsageRecord.model_id == ModelRecord.id)
+            .group_by(PrincipalRecord.name, ModelRecord.name)
+            .order_by(PrincipalRecord.name, ModelRecord.name)
+        )
+        if principal is not None:
+            query = query.where(UsageRecord.principal_id == load_principal(session, principal).id)
+        if model is not None:
+            query = query.where(UsageRecord.model_id == load_model(session, model).id)
+        if since is not None:
+            query = query.where(UsageRecord.time >= since)
+        return [
+            UsageTotal(p, m, int(n), int(pt), int(ct), int(cost), float(latency))
+            for p, m, n, pt, ct, cost, latency in session.execute(query)
+        ]

@@ -1,0 +1,337 @@
+"""`emeritus access`: principals, policies (forms), applications, grants, keys and usage
+(docs/design/access.md).
+
+Exit status: 0 done; 2 bad input (a bad form answer, policy or term); 3 an unknown principal,
+model, application or key; 4 refused by the rules (a rejected applicant re-applying, a second
+pending application, a tier the model is not open to).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from emeritus.access import (
+    Applications,
+    ApplicationState,
+    Grants,
+    Keys,
+    Policies,
+    Principals,
+    check_terms,
+    usage_totals,
+)
+from emeritus.cli.app import open_store
+from emeritus.cli.models import JsonOption
+from emeritus.cli.output import console, day, emit_json
+from emeritus.errors import InvalidInput
+from emeritus.store import parse_when
+
+access_app = typer.Typer(
+    help="Who may still use a retired model: principals, applications, grants, keys, usage.",
+    no_args_is_help=True,
+)
+principals_app = typer.Typer(help="Principals and their tiers.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+access_app.add_typer(principals_app, name="principals")
+access_app.add_typer(keys_app, name="keys")
+
+Reason = Annotated[str, typer.Option(help="Why (recorded with the event).")]
+
+
+def _yaml(path: Path, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{what} {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _show(rows: list[dict[str, Any]], columns: list[str], as_json: bool, empty: str) -> None:
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+@principals_app.command("add")
+def principals_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A person, team or customer.")],
+    tier: Annotated[str, typer.Option(help="Their tier, e.g. paid or research.")],
+    contact: Annotated[str, typer.Option(help="How to reach them.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Add a principal."""
+    with open_store(ctx) as store:
+        added = Principals(store).add(name, tier=tier, contact=contact)
+    if as_json:
+        emit_json(added.to_dict())
+    else:
+        console.print(f"added principal {added.name} ({added.tier})", markup=False)
+
+
+@principals_app.command("list")
+def principals_list(
+    ctx: typer.Context,
+    tier: Annotated[str | None, typer.Option(help="Only this tier.", show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List principals."""
+    with open_store(ctx) as store:
+        rows = [p.to_dict() for p in Principals(store).all(tier=tier)]
+    _show(rows, ["name", "tier", "contact"], as_json, "no principals")
+
+
+@access_app.command("policy")
+def policy(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="A registered model.")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="A YAML policy (form, approval, tiers, grant, price).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set (with --file) or show how a model is applied for."""
+    with open_store(ctx) as store:
+        policies = Policies(store)
+        shown = policies.set(model, _yaml(file, "policy")) if file else policies.get(model)
+    if as_json:
+        emit_json(shown.to_dict())
+        return
+    console.print(yaml.safe_dump(shown.to_dict(), sort_keys=False).rstrip(), markup=False)
+
+
+@access_app.command("apply")
+def apply(
+    ctx: typer.Context,
+    principal: Annotated[str, typer.Argument(help="Who applies.")],
+    model: Annotated[str, typer.Argument(help="For which model.")],
+    answers: Annotated[
+        Path | None,
+        typer.Option("--answers", help="The form's answers, as YAML or JSON.", show_default=False),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply for access to a model with the answers to its form."""
+    given = _yaml(answers, "answers") if answers else {}
+    with open_store(ctx) as store:
+        application = Applications(store).submit(principal, model, given or {})
+    if as_json:
+        emit_json(application.to_dict())
+    else:
+        console.print(f"application {application.uid}: {application.state}", markup=False)
+
+
+@access_app.command("applications")
+def applications(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None,
+        typer.Option(help="pending, approved or rejected.", show_default=False),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.", show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List access applications (pending ones first to decide)."""
+    try:
+        chosen = ApplicationState(state) if state else None
+    except ValueError:
+        raise InvalidInput(f"unknown state {state!r}: pending, approved or rejected") from None
+    with open_store(ctx) as store:
+        rows = [a.to_dict() for a in Applications(store).all(state=chosen, model=model)]
+    _show(rows, ["uid", "principal", "model", "state", "submitted_at"], as_json, "no applications")
+
+
+@access_app.command("approve")
+def approve(
+    ctx: typer.Context,
+    application: Annotated[str, typer.Argument(help="The application's id.")],
+    reason: Annotated[str, typer.Option(help="Why (optional).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Approve a pending application: a grant with the model's terms is created."""
+    with open_store(ctx) as store:
+        decided = Applications(store).approve(application, reason=reason)
+    _decided(decided.to_dict(), as_json)
+
+
+@access_app.command("reject")
+def reject(
+    ctx: typer.Context,
+    application: Annotated[str, typer.Argument(help="The application's id.")],
+    reason: Reason,
+    as_json: JsonOption = False,
+) -> None:
+    """Reject a pending application; the applicant cannot re-apply until it is reset."""
+    with open_store(ctx) as store:
+        decided = Applications(store).reject(application, reason=reason)
+    _decided(decided.to_dict(), as_json)
+
+
+@access_app.command("reset")
+def reset(
+    ctx: typer.Context,
+    application: Annotated[str, typer.Argument(help="A rejected application's id.")],
+    reason: Reason,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift a rejection so that the applicant may apply again."""
+    with open_store(ctx) as store:
+        decided = Applications(store).reset(application, reason=reason)
+    _decided(decided.to_dict(), as_json)
+
+
+def _decided(application: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(application)
+    else:
+        console.print(
+            f"application {application['uid']} of {application['principal']} for "
+            f"{application['model']}: {application['state']}",
+            markup=False,
+        )
+
+
+@access_app.command("grant")
+def grant(
+    ctx: typer.Context,
+    principal: Annotated[str, typer.Argument(help="Who.")],
+    model: Annotated[str, typer.Argument(help="Which model.")],
+    days: Annotated[int, typer.Option(help="Valid for this many days.")] = 90,
+    tokens: Annotated[int, typer.Option(help="Tokens per period.")] = 1_000_000,
+    period: Annotated[str, typer.Option(help="hour, day, week or month.")] = "day",
+    rpm: Annotated[int, typer.Option("--rpm", help="Requests per minute.")] = 60,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Grant a principal access to a model directly (replacing a live grant)."""
+    terms = check_terms(days, tokens, period, rpm)
+    with open_store(ctx) as store:
+        made = Grants(store).grant(principal, model, terms=terms, reason=reason)
+    if as_json:
+        emit_json(made.to_dict())
+    else:
+        console.print(
+            f"granted {principal} {model} until {day(made.expires_at)}: {tokens:,} tokens a "
+            f"{period}, {rpm} requests a minute",
+            markup=False,
+        )
+
+
+@access_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    principal: Annotated[str, typer.Argument(help="Who.")],
+    model: Annotated[str, typer.Argument(help="Which model.")],
+    reason: Reason,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a principal's live grant for a model, at once."""
+    with open_store(ctx) as store:
+        revoked = Grants(store).revoke(principal, model, reason=reason)
+    if as_json:
+        emit_json(revoked.to_dict())
+    else:
+        console.print(f"revoked {principal}'s grant for {model}", markup=False)
+
+
+@access_app.command("grants")
+def grants(
+    ctx: typer.Context,
+    principal: Annotated[str | None, typer.Option(help="Only this principal.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List grants, live and ended."""
+    with open_store(ctx) as store:
+        rows = [g.to_dict() for g in Grants(store).all(principal=principal, model=model)]
+    columns = ["principal", "model", "expires_at", "revoked_at", "token_quota", "period"]
+    _show(rows, columns, as_json, "no grants")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    principal: Annotated[str, typer.Argument(help="Whose key.")],
+    model: Annotated[list[str], typer.Option("--model", help="A model it may be used for.")],
+    days: Annotated[int, typer.Option(help="Valid for this many days (at most 366).")] = 90,
+    label: Annotated[str, typer.Option(help="A name for the key.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key. It is shown once: only its hash is kept."""
+    with open_store(ctx) as store:
+        made = Keys(store).create(principal, model, days=days, label=label)
+    if as_json:
+        emit_json({"key": made.key, **made.info.to_dict()})
+        return
+    console.print(made.key, markup=False, soft_wrap=True)
+    console.print(
+        f"key {made.info.key_id} for {principal}, models {', '.join(made.info.models)}, expires "
+        f"{day(made.info.expires_at)}. Store it now: it is not shown again.",
+        markup=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    principal: Annotated[str | None, typer.Option(help="Only this principal.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List keys (never their secrets)."""
+    with open_store(ctx) as store:
+        rows = [k.to_dict() for k in Keys(store).all(principal=principal)]
+    _show(rows, ["key_id", "principal", "label", "expires_at", "revoked_at"], as_json, "no keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key's public id.")],
+    reason: Reason,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke an API key at once."""
+    with open_store(ctx) as store:
+        revoked = Keys(store).revoke(key_id, reason=reason)
+    if as_json:
+        emit_json(revoked.to_dict())
+    else:
+        console.print(f"revoked key {key_id}", markup=False)
+
+
+@access_app.command("usage")
+def usage(
+    ctx: typer.Context,
+    principal: Annotated[str | None, typer.Option(help="Only this principal.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this date or time on.", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Usage per principal and model: requests, tokens, estimated cost, mean latency."""
+    start = parse_when(since, what="--since") if since else None
+    with open_store(ctx) as store:
+        rows = [
+            t.to_dict() for t in usage_totals(store, principal=principal, model=model, since=start)
+        ]
+    columns = ["principal", "model", "requests", "prompt_tokens", "completion_tokens", "cost"]
+    _show(rows, [*columns, "mean_latency_ms"], as_json, "no usage recorded")
+    if not as_json and rows:
+        console.print(f"total estimated cost: {sum(r['cost'] for r in rows):.6f}")
