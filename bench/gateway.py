@@ -1,0 +1,250 @@
+"""Gateway throughput and latency: the same prompts from 16 concurrent clients through `emeritus
+serve` (key check, grant, quota, metering, one event per request, the model run from the archive)
+against `python -m llama_cpp.server` serving the same GGUF with the same threads and context, in
+the same run, one server at a time; then requests per second through the gateway with the mock
+backend, which is the cost of auth and metering alone.
+
+Run: .venv/bin/python bench/gateway.py [--requests 64] [--clients 16] [--max-tokens 32]
+Targets (issue 7): gateway / llama_cpp.server >= 0.95 throughput; <= 5 ms added median latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from emeritus.access import Grants, Keys, Principals, check_terms
+from emeritus.archive import Archive
+from emeritus.lifecycle import Availability, Registry
+from emeritus.runtime.bundled import BUNDLED
+from emeritus.store import Settings, Store, utc_now
+
+MODEL, SUCCESSOR = "smollm2-135m-instruct", "gemma-3-270m"
+ADMIN = "emadmin_bench-operator-key-0123456789"
+PROMPTS = [
+    "Write one sentence about the sea.",
+    "Give me a tip for learning to cook.",
+    "What is a prime number?",
+    "Say something kind to a friend.",
+    "Name three colours.",
+    "How do I boil an egg?",
+    "What is the capital of France?",
+    "Describe a cat in a few words.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], ok: set[int]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early: {process.args}")
+        time.sleep(0.2)
+    raise SystemExit(f"server did not start: {process.args}")
+
+
+async def load(
+    base: str, key: str, model: str, *, requests: int, clients: int, max_tokens: int
+) -> dict[str, Any]:
+    """`requests` chat completions spread over `clients` concurrent clients."""
+    latencies: list[float] = []
+    tokens = 0
+    queue = list(range(requests))
+    async with httpx.AsyncClient(timeout=600) as client:
+
+        async def worker() -> None:
+            nonlocal tokens
+            while queue:
+                index = queue.pop()
+                started = time.perf_counter()
+                response = await client.post(
+                    f"{base}/chat/completions",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={
+                        "model": model,
+                        "messages": [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}],
+                        "max_tokens": max_tokens,
+                        "temperature": 0,
+                    },
+                )
+                latencies.append(time.perf_counter() - started)
+                response.raise_for_status()
+                tokens += response.json()["usage"]["completion_tokens"]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - started
+    return {
+        "requests": requests,
+        "seconds": round(wall, 2),
+        "requests_per_s": round(requests / wall, 2),
+        "tokens_per_s": round(tokens / wall, 1),
+        "median_latency_ms": round(statistics.median(latencies) * 1000, 1),
+    }
+
+
+def prepare(home: Path) -> tuple[str, Path]:
+    """A retired SmolLM2 preserved in `home`, a researcher's key with a generous grant."""
+    settings = Settings(home=home, database_url=f"sqlite:///{home}/emeritus.db", actor="bench")
+    with Store.open(settings) as store:
+        registry, archive = Registry(store), Archive(store)
+        registry.add(MODEL)
+        registry.add(SUCCESSOR)
+        [smollm] = [b for b in BUNDLED if b.name == MODEL]
+        with tempfile.TemporaryDirectory() as scratch:
+            gguf = smollm.locate(Path(scratch))
+            archive.preserve(MODEL, [gguf])
+        now = utc_now()
+        registry.deprecate(
+            MODEL,
+            retire_at=now + timedelta(days=61),
+            successor=SUCCESSOR,
+            availability_after=Availability.RESTRICTED,
+            now=now,
+        )
+        registry.tick(now=now + timedelta(days=62))
+        Principals(store).add("bench", tier="research")
+        Grants(store).grant("bench", MODEL, terms=check_terms(30, 10**12, "day", 10**6))
+        key = Keys(store).create("bench", [MODEL]).key
+        return key, gguf
+
+
+def run_gateway(
+    home: Path, key: str, args: argparse.Namespace, *, mock: Path | None = None
+) -> dict[str, Any]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMERITUS_HOME": str(home),
+        "EMERITUS_ADMIN_KEY": ADMIN,
+        "EMERITUS_THREADS": str(args.threads),
+    }
+    command = [sys.executable, "-m", "emeritus", "serve", "--port", str(port)]
+    if mock is not None:
+        command += ["--mock", str(mock)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(f"{base}/models", process, {401})
+        requests = args.requests * (8 if mock else 1)
+        asyncio.run(load(base, key, MODEL, requests=4, clients=1, max_tokens=4))  # warm up
+        return asyncio.run(
+            load(
+                base,
+                key,
+                MODEL,
+                requests=requests,
+                clients=args.clients,
+                max_tokens=args.max_tokens,
+            )
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def run_llama_server(gguf: Path, args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        str(args.threads),
+        "--n_ctx",
+        "2048",
+        "--verbose",
+        "False",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(f"{base}/models", process, {200})
+        asyncio.run(load(base, "none", MODEL, requests=4, clients=1, max_tokens=4))
+        return asyncio.run(
+            load(
+                base,
+                "none",
+                MODEL,
+                requests=args.requests,
+                clients=args.clients,
+                max_tokens=args.max_tokens,
+            )
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch)
+        key, _ = prepare(home)
+        # llama_cpp.server reads the archive's own content file: same bytes, same page cache.
+        with Store.open(Settings(home=home, database_url=f"sqlite:///{home}/emeritus.db")) as store:
+            archive = Archive(store)
+            described = json.loads(archive.read_logical(MODEL, "emeritus/object.json"))
+            [weights] = [f for f in described["files"] if f.get("format") == "gguf"]
+            content = archive.content_file(MODEL, weights["path"])
+        plain = run_llama_server(content, args)
+        gateway = run_gateway(home, key, args)
+        script = home / "mock.yaml"
+        script.write_text("default: A short answer from the mock model.\n")
+        mock = run_gateway(home, key, args, mock=script)
+    ratio = gateway["tokens_per_s"] / plain["tokens_per_s"]
+    added = gateway["median_latency_ms"] - plain["median_latency_ms"]
+    print(
+        json.dumps({"llama_cpp.server": plain, "gateway": gateway, "gateway_mock": mock}, indent=1)
+    )
+    print("\n| run | requests/s | tokens/s | median latency (ms) |\n|---|---:|---:|---:|")
+    for name, row in (
+        ("llama_cpp.server", plain),
+        ("emeritus serve", gateway),
+        ("emeritus serve, mock backend", mock),
+    ):
+        print(
+            f"| {name} | {row['requests_per_s']} | {row['tokens_per_s']} | "
+            f"{row['median_latency_ms']} |"
+        )
+    print(f"\nthroughput ratio gateway / llama_cpp.server: {ratio:.3f} (target >= 0.95)")
+    print(f"added median latency: {added:+.1f} ms (target <= 5 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`emeritus serve`: the gateway (docs/design/access.md, "The gateway").
+
+The operator key comes from EMERITUS_ADMIN_KEY or --admin-key-file; without either, one is made
+for this run and printed once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emeritus.archive import Archive
+from emeritus.cli.app import open_store
+from emeritus.cli.output import console
+from emeritus.errors import InvalidInput
+from emeritus.gateway import mock_opener, new_admin_key, preserved_opener, serve
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    admin_key_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the operator key.", show_default=False),
+    ] = None,
+    budget_mb: Annotated[
+        int | None,
+        typer.Option(help="Memory budget for loaded models, in MB.", show_default=False),
+    ] = None,
+    keep_alive: Annotated[float, typer.Option(help="Seconds an idle model stays loaded.")] = 300.0,
+    mock: Annotated[
+        Path | None,
+        typer.Option(
+            help="Answer every model with this mock script (testing the gateway only).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve retired models (OpenAI-compatible) to the principals holding grants for them."""
+    if not 0 < port < 65536:
+        raise InvalidInput(f"port must be between 1 and 65535, not {port}")
+    admin_key = os.environ.get("EMERITUS_ADMIN_KEY")
+    if admin_key_file is not None:
+        try:
+            admin_key = admin_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {admin_key_file}: {exc.strerror}") from None
+    if admin_key is not None and len(admin_key) < 24:
+        raise InvalidInput("the operator key must be at least 24 characters")
+    if admin_key is None:
+        admin_key = new_admin_key()
+        console.print(f"operator key for this run: {admin_key}", markup=False, soft_wrap=True)
+    with open_store(ctx) as store:
+        opener = mock_opener(mock) if mock else preserved_opener(Archive(store))
+        console.print(f"emeritus gateway on http://{host}:{port}/v1", markup=False)
+        serve(
+            store,
+            host=host,
+            port=port,
+            admin_key=admin_key,
+            opener=opener,
+            budget_bytes=budget_mb * 1_000_000 if budget_mb else None,
+            keep_alive=keep_alive,
+        )

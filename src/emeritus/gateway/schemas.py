@@ -1,0 +1,103 @@
+"""The request bodies the gateway accepts, validated before anything is reserved or logged: a
+malformed body is a 422 and costs nothing. Bounds keep one request from holding a model long."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_MESSAGES = 256
+MAX_CONTENT = 100_000  # characters per message
+MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = 256
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=MAX_CONTENT)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of OpenAI's chat completion request that retired models serve."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=100)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        stops = [value] if isinstance(value, str) else value or []
+        if len(stops) > 4 or any(not s or len(s) > 100 for s in stops):
+            raise ValueError("stop takes at most 4 non-empty strings of at most 100 characters")
+        return value
+
+    @property
+    def limit(self) -> int:
+        return self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+
+class ApplicationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principal: str = Field(min_length=1, max_length=100)
+    model: str = Field(min_length=1, max_length=100)
+    contact: str = Field(default="", max_length=200)
+    answers: dict[str, Any] = Field(default_factory=dict, max_length=50)
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principal: str = Field(min_length=1, max_length=100)
+    model: str = Field(min_length=1, max_length=100)
+    days: int = Field(default=90, ge=1, le=3660)
+    tokens: int = Field(default=1_000_000, ge=1, le=10**12)
+    period: Literal["hour", "day", "week", "month"] = "day"
+    requests_per_minute: int = Field(default=60, ge=1, le=100_000)
+    reason: str = Field(default="", max_length=2000)
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principal: str = Field(min_length=1, max_length=100)
+    model: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principal: str = Field(min_length=1, max_length=100)
+    models: list[str] = Field(min_length=1, max_length=50)
+    days: int = Field(default=90, ge=1, le=366)
+    label: str = Field(default="", max_length=100)

@@ -1,0 +1,90 @@
+"""Running the gateway: models opened from the archive (or scripted, for load tests of the layers
+above the runtime), a pool within a memory budget, uvicorn on the chosen address."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from emeritus.archive import Archive
+from emeritus.errors import EmeritusError
+from emeritus.gateway.app import create_app
+from emeritus.runtime import Backend
+from emeritus.runtime.mock import MockBackend
+from emeritus.runtime.pool import ModelPool
+from emeritus.runtime.preserved import open_preserved
+from emeritus.store import Store
+
+Opener = Callable[[str], tuple[Backend, int]]
+
+
+def preserved_opener(archive: Archive, **options: Any) -> Opener:
+    """Each model from its preserved GGUF weights, memory-mapped from the archive."""
+
+    def opener(model: str) -> tuple[Backend, int]:
+        return open_preserved(archive, model, **options)
+
+    return opener
+
+
+def mock_opener(script: str | Path | dict[str, Any] | None = None) -> Opener:
+    """A scripted backend for every model: for testing the gateway, never for serving."""
+
+    def opener(_model: str) -> tuple[Backend, int]:
+        return MockBackend(script), 0
+
+    return opener
+
+
+def serve(
+    store: Store,
+    *,
+    host: str,
+    port: int,
+    admin_key: str,
+    opener: Opener,
+    budget_bytes: int | None = None,
+    keep_alive: float = 300.0,
+    log_level: str = "warning",
+) -> None:
+    import uvicorn
+
+    pool = ModelPool(opener, keep_alive=keep_alive, budget_bytes=budget_bytes)
+    app = create_app(store, pool, admin_key=admin_key)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        pool.close()
+
+
+@contextlib.contextmanager
+def running(store: Store, *, admin_key: str, opener: Opener) -> Iterator[str]:
+    """The gateway in a background thread on a free loopback port, for as long as the block
+    runs (the demo's stage); yields the API base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = ModelPool(opener)
+    app = create_app(store, pool, admin_key=admin_key)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="emeritus-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise EmeritusError(f"the gateway did not start on 127.0.0.1:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        pool.close()
