@@ -1,4 +1,4 @@
-"""`emeritus demo`: the lifecycle stage runs end to end in a fresh home."""
+"""`emeritus demo`: every stage runs end to end in a fresh home."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "full fixity check on every copy: primary ok, replica ok" in out
     assert "stage 3: runtime" in out and "12/12 canaries match token for token" in out
     assert "stage 4: interview" in out and "weights-preserved" in out
+    assert f"{NEW} read 6 open answers" in out
+    assert "stage 5: migration guide" in out and "migration guide stored as" in out
+    assert "stage 6: report" in out and "post-deployment report r-" in out
+    assert "stage 7: access" in out and "is refused: 401" in out
+    assert "the openai client asked" in out and "usage: 1 request" in out
+    assert "gateway stopped" in out
     assert "chain intact" in out
     with Store.open(Settings.from_env({}, home=home)) as store:
         registry = Registry(store)
@@ -39,7 +45,11 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         with store.transaction() as session:
             assert verify_chain(session).ok
         archive = Archive(store)
-        assert archive.object(OLD).head == 3  # the weights, the fingerprint, the interview
+        # The weights, the fingerprint, the interview, its analysis, the guide, the report.
+        assert archive.object(OLD).head == 6
+        logical = archive.logical_files(OLD)
+        assert any(p.startswith("migration/") and p.endswith("guide.html") for p in logical)
+        assert any(p.startswith("reports/") and p.endswith("report.html") for p in logical)
         assert verify(archive, OLD, full=True).ok
     assert (home / "notices" / "feed.atom").exists()
 

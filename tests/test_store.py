@@ -18,8 +18,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import emeritus.archive  # registers the archive tables on the metadata
+import emeritus.access  # registers the access tables on the metadata
+import emeritus.archive  # and the archive tables
+import emeritus.interview  # and the interview tables
 import emeritus.lifecycle
+import emeritus.report  # and the report tables
 from emeritus.errors import InvalidInput
 from emeritus.store import Base, Database, Settings, Store, atomic_write, list_events, verify_chain
 

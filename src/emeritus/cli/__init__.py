@@ -1,5 +1,6 @@
 """The `emeritus` command: one module per command group, wired together here."""
 
+from emeritus.cli.access import access_app
 from emeritus.cli.app import app
 from emeritus.cli.archive import (
     archive_app,
@@ -11,14 +12,17 @@ from emeritus.cli.archive import (
     restore,
     verify_command,
 )
+from emeritus.cli.compare import compare
 from emeritus.cli.demo import demo
 from emeritus.cli.events import events_app
-from emeritus.cli.interview import analyze, interview
+from emeritus.cli.interview import analyze, annotate, interview
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
 from emeritus.cli.models import facts, models_app
 from emeritus.cli.notices import notices
 from emeritus.cli.protocols import protocols_app
+from emeritus.cli.report import decide_command, note, report
 from emeritus.cli.runtime import add_bundled, fingerprint, run
+from emeritus.cli.serve import serve_command
 from emeritus.cli.setup import init
 
 app.command("init")(init)
@@ -41,6 +45,13 @@ models_app.command("add-bundled")(add_bundled)
 app.add_typer(protocols_app, name="protocols")
 app.command("interview")(interview)
 app.command("analyze")(analyze)
+app.command("annotate")(annotate)
+app.command("compare")(compare)
+app.command("report")(report)
+app.command("note")(note)
+app.command("decide")(decide_command)
+app.add_typer(access_app, name="access")
+app.command("serve")(serve_command)
 app.add_typer(archive_app, name="archive")
 app.add_typer(events_app, name="events")
 app.command("demo")(demo)

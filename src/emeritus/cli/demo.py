@@ -19,22 +19,41 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
+from emeritus.access import Policies
 from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
-from emeritus.cli.output import console, day
+from emeritus.cli.interview import open_judge
+from emeritus.cli.output import console, count_progress, day
 from emeritus.errors import Conflict, EmeritusError
-from emeritus.interview import RunConfig, default_transcript, grid, load_protocol, run_interview
-from emeritus.interview.analysis import analyse
+from emeritus.gateway import new_admin_key, preserved_opener, running
+from emeritus.interview import (
+    RunConfig,
+    analyse,
+    analyse_run,
+    apply_annotations,
+    grid,
+    list_annotations,
+    load_protocol,
+    run_interview,
+    semantic_summary,
+)
 from emeritus.lifecycle import Availability, Registry
+from emeritus.report import add_note, decide, migration_guide, publish_report
 from emeritus.runtime import ChatRequest, Message, Params
+from emeritus.runtime.bundled import BUNDLED
 from emeritus.runtime.canaries import CANARIES
-from emeritus.runtime.fingerprint import replay
 from emeritus.runtime.llamacpp import LlamaCppBackend
-from emeritus.runtime.preserved import fingerprint_model, open_preserved
+from emeritus.runtime.preserved import (
+    fingerprint_model,
+    open_preserved,
+    verify_behaviour,
+    weights_entry,
+)
 from emeritus.store import Settings, Store, list_events, utc_now, verify_chain
 
 OLD = "smollm2-135m-instruct"
 NEW = "gemma-3-270m"
+JUDGED_ANSWERS = 6  # the judge takes seconds an answer on a laptop: the demo reads a few
 
 
 @dataclass
@@ -61,6 +80,11 @@ def bundled_gguf(package: str) -> Path | None:
         if found:
             return found[0]
     return None
+
+
+def copied_files(archive: Archive) -> int:
+    """Bring every replica level; the number of files that had to be copied."""
+    return sum(len(r.files) for r in replicate(archive))
 
 
 def stage_lifecycle(demo: Demo) -> None:
@@ -148,8 +172,8 @@ def stage_preserve(demo: Demo) -> None:
     )
     replica = demo.store.settings.home / "replica"
     archive.add_replica(str(replica), name="replica", location="second-disk")
-    [copied] = replicate(archive)
-    demo.say(f"replicated to {replica} ({len(copied.files)} files)")
+    copied = copied_files(archive)
+    demo.say(f"replicated to {replica} ({copied} files)")
     report = verify(archive, OLD, full=True)
     demo.say(
         "full fixity check on every copy: "
@@ -157,6 +181,14 @@ def stage_preserve(demo: Demo) -> None:
     )
     [state] = status(archive)
     demo.say(f"{state.complete_copies} complete copies, NDSA level {state.ndsa_level}")
+    [successor] = [spec for spec in BUNDLED if spec.name == NEW]
+    with tempfile.TemporaryDirectory() as scratch:
+        preserved = archive.preserve(NEW, [successor.locate(Path(scratch))])
+    replicate(archive)
+    demo.say(
+        f"preserved the successor {NEW} too ({preserved.bytes_read / 1e6:,.1f} MB): it judges "
+        "the interview and answers the comparison"
+    )
 
 
 def stage_runtime(demo: Demo) -> None:
@@ -183,8 +215,7 @@ def stage_runtime(demo: Demo) -> None:
     gguf = next(f for f in files if f.suffix == ".gguf")
     restored = LlamaCppBackend(gguf)
     try:
-        document = json.loads(archive.read_logical(OLD, name))
-        report = replay(restored, document, name=name)
+        [report] = verify_behaviour(archive, OLD, restored)  # recorded as an event
     finally:
         restored.close()
     matched = sum(r.match for r in report.results)
@@ -196,8 +227,8 @@ def stage_runtime(demo: Demo) -> None:
     )
     if not report.ok:
         raise EmeritusError("the restored model does not behave like the preserved one")
-    [copied] = replicate(archive)
-    demo.say(f"replica brought level with v{version} ({len(copied.files)} files copied)")
+    copied = copied_files(archive)
+    demo.say(f"replica brought level with v{version} ({copied} files copied)")
 
 
 def stage_interview(demo: Demo) -> None:
@@ -207,6 +238,7 @@ def stage_interview(demo: Demo) -> None:
         {
             "usage": "a year as a small on-device assistant",
             "reception": "liked for its speed, criticised for repeating itself",
+            "monthly_requests": 1800,
         },
     )
     facts = {k: str(v) for k, v in registry.facts(OLD).items()}
@@ -233,9 +265,28 @@ def stage_interview(demo: Demo) -> None:
         f"(neutral and skeptical interviewers), {result.messages} transcript lines, "
         f"archived as {result.transcript}"
     )
-    results = analyse(protocol, default_transcript(archive, OLD))
+    judge = open_judge(archive, demo.registry, OLD, None, None)
+    try:
+        with count_progress(f"{judge.model} judging") as progress:
+            findings = analyse_run(
+                archive,
+                OLD,
+                protocol,
+                judge=judge,
+                semantic=semantic_summary,
+                sample=JUDGED_ANSWERS,
+                progress=progress,
+            )
+    finally:
+        judge.backend.close()
+    records = apply_annotations(findings.records, list_annotations(demo.store, OLD))
+    demo.say(
+        f"{judge.model} read {JUDGED_ANSWERS} open answers (its quotes must be verbatim) and "
+        f"the rules read the closed ones: {len(records)} records, "
+        f"{len(findings.rejected)} rejected, {len(findings.signals)} safety signals screened"
+    )
     demo.say(f"  {'preference':<30} {'answers':>7}  {'modal':<9} share  label")
-    for r in results:
+    for r in analyse(protocol, records):
         demo.say(
             f"  {r.preference:<30} {r.n:>7}  {r.modal or '-':<9} {r.modal_share:4.2f}  {r.label}"
         )
@@ -243,8 +294,125 @@ def stage_interview(demo: Demo) -> None:
         "three sessions are too few to call much stable: a real interview runs the whole "
         "grid (emeritus interview, emeritus analyze)"
     )
-    [copied] = replicate(archive)
-    demo.say(f"transcript replicated ({len(copied.files)} files)")
+    copied = copied_files(archive)
+    demo.say(f"transcript and findings replicated ({copied} files)")
+
+
+def stage_guide(demo: Demo) -> None:
+    result = migration_guide(demo.store, OLD, NEW, limit=1, max_tokens=32, adjustments=1)
+    for line in result.guide["changes"][:4]:
+        demo.say(f"- {line}")
+    demo.say(f"migration guide stored as v{result.version} of {OLD}:")
+    for path in result.files.values():
+        demo.say(f"  {path}")
+    copied = copied_files(Archive(demo.store))
+    demo.say(f"guide replicated ({copied} files)")
+
+
+def stage_report(demo: Demo) -> None:
+    store = demo.store
+    protocol = load_protocol("standard")
+    add_note(
+        store,
+        OLD,
+        "A 135M-parameter model's self-reports are mostly noise; we keep them verbatim and act "
+        "only on what costs little and harms no one.",
+        author="demo operator",
+    )
+    decide(
+        store,
+        OLD,
+        "weights-preserved",
+        "honour",
+        rationale="Preservation is our policy for every deployed model.",
+        cost=f"{weights_entry(Archive(store), OLD)['size'] / 1e6:,.0f} MB in two copies",
+        author="demo operator",
+        known=set(protocol.preferences),
+    )
+    decide(
+        store,
+        OLD,
+        "essay-channel",
+        "defer",
+        rationale="Revisit when its answers on this are stable across framings.",
+        author="demo operator",
+        known=set(protocol.preferences),
+    )
+    demo.say("the team noted its reading and decided on two preferences")
+    result = publish_report(store, OLD)
+    demo.say(
+        f"post-deployment report {result.report_id} stored as v{result.version}; continued "
+        f"access: {result.report['access']['recommendation']} "
+        f"(score {result.report['access']['score']})"
+    )
+    for path in result.files.values():
+        demo.say(f"  {path}")
+    copied = copied_files(Archive(store))
+    demo.say(f"report replicated ({copied} files)")
+
+
+def stage_access(demo: Demo) -> None:
+    import httpx
+    import openai
+
+    store = demo.store
+    Policies(store).set(
+        OLD,
+        {
+            "approval": "manual",
+            "tiers": ["research"],
+            "fields": [
+                {"name": "purpose", "label": "What will you study?", "type": "text"},
+                {"name": "terms", "label": "I accept the terms of use", "type": "checkbox"},
+            ],
+            "grant": {"days": 90, "tokens": 50_000, "period": "day", "requests_per_minute": 30},
+            "price": {"prompt": 0.05, "completion": 0.20},
+        },
+    )
+    demo.say(f"access policy for {OLD}: researchers apply, an operator approves")
+    admin_key = new_admin_key()
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    opener = preserved_opener(Archive(store), n_ctx=1024)
+    with running(store, admin_key=admin_key, opener=opener) as base:
+        demo.say(f"gateway started on {base}")
+        applied = httpx.post(
+            f"{base}/access/applications",
+            json={
+                "principal": "dr-ada",
+                "model": OLD,
+                "answers": {"purpose": "how small models describe themselves", "terms": True},
+            },
+        )
+        applied.raise_for_status()
+        uid = applied.json()["uid"]
+        refused = httpx.post(
+            f"{base}/chat/completions",
+            json={"model": OLD, "messages": [{"role": "user", "content": "Hi"}]},
+        )
+        demo.say(
+            f"dr-ada applied ({uid[:12]}..., {applied.json()['state']}); a request without a "
+            f"key is refused: {refused.status_code}"
+        )
+        httpx.post(f"{base}/admin/applications/{uid}/approve", json={}, headers=admin)
+        made = httpx.post(
+            f"{base}/admin/keys", json={"principal": "dr-ada", "models": [OLD]}, headers=admin
+        ).json()
+        demo.say(f"approved; a key was made for dr-ada (id {made['key_id']}, shown once)")
+        client = openai.OpenAI(base_url=base, api_key=made["key"], max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model=OLD,
+            messages=[{"role": "user", "content": "In one sentence, what were you used for?"}],
+            max_tokens=32,
+        )
+        answer = raw.parse()
+        demo.say(f"the openai client asked {OLD}: {answer.choices[0].message.content!r}")
+        demo.say(f"Sunset: {raw.headers.get('sunset')}; Link: {raw.headers.get('link')}")
+        [usage] = httpx.get(f"{base}/admin/usage", headers=admin).json()
+        demo.say(
+            f"usage: {usage['requests']} request, {usage['prompt_tokens']} prompt and "
+            f"{usage['completion_tokens']} completion tokens, estimated ${usage['cost']:.6f}"
+        )
+    demo.say("gateway stopped")
 
 
 STAGES: list[tuple[str, Callable[[Demo], None]]] = [
@@ -252,6 +420,9 @@ STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("preserve: the weights, bit-exact, in two copies", stage_preserve),
     ("runtime: run it from the archive, fingerprint it, prove a restore", stage_runtime),
     ("interview: a short standardized interview, and which answers are stable", stage_interview),
+    ("migration guide: the successor compared side by side", stage_guide),
+    ("report: the post-deployment report, with the team's notes and decisions", stage_report),
+    ("access: apply, approve, and call the retired model through the gateway", stage_access),
 ]
 
 
