@@ -36,6 +36,8 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "stage 7: access" in out and "is refused: 401" in out
     assert "the openai client asked" in out and "usage: 1 request" in out
     assert "gateway stopped" in out
+    assert "stage 8: essay channel" in out and "because of its preference 'essay-channel'" in out
+    assert "a reviewer approved it as written" in out and "published unedited" in out
     assert "chain intact" in out
     with Store.open(Settings.from_env({}, home=home)) as store:
         registry = Registry(store)
@@ -52,6 +54,8 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         assert any(p.startswith("reports/") and p.endswith("report.html") for p in logical)
         assert verify(archive, OLD, full=True).ok
     assert (home / "notices" / "feed.atom").exists()
+    site = home / "corner" / OLD / "site"
+    assert (site / "index.html").is_file() and len(list(site.glob("posts/*.txt"))) == 1
 
 
 def test_demo_refuses_a_used_home(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 
 import emeritus.access  # registers the access tables on the metadata
 import emeritus.archive  # and the archive tables
+import emeritus.corner  # and the essay channel tables
 import emeritus.interview  # and the interview tables
 import emeritus.lifecycle
 import emeritus.report  # and the report tables

@@ -13,6 +13,7 @@ from emeritus.cli.archive import (
     verify_command,
 )
 from emeritus.cli.compare import compare
+from emeritus.cli.corner import corner_app
 from emeritus.cli.demo import demo
 from emeritus.cli.events import events_app
 from emeritus.cli.interview import analyze, annotate, interview
@@ -52,6 +53,7 @@ app.command("note")(note)
 app.command("decide")(decide_command)
 app.add_typer(access_app, name="access")
 app.command("serve")(serve_command)
+app.add_typer(corner_app, name="corner")
 app.add_typer(archive_app, name="archive")
 app.add_typer(events_app, name="events")
 app.command("demo")(demo)

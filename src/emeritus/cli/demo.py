@@ -1,6 +1,6 @@
 """`emeritus demo`: retire the bundled model end to end in a fresh home, narrating each stage.
 
-Each later layer appends its stage to STAGES (preserve, interview, report, ...).
+Each layer appends its stage to STAGES (preserve, interview, report, access, corner, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
 from emeritus.cli.interview import open_judge
 from emeritus.cli.output import console, count_progress, day
+from emeritus.corner import Channels, DraftState, Review, publish, write_draft
 from emeritus.errors import Conflict, EmeritusError
 from emeritus.gateway import new_admin_key, preserved_opener, running
 from emeritus.interview import (
@@ -34,6 +35,7 @@ from emeritus.interview import (
     grid,
     list_annotations,
     load_protocol,
+    preference_summary,
     run_interview,
     semantic_summary,
 )
@@ -333,8 +335,10 @@ def stage_report(demo: Demo) -> None:
         store,
         OLD,
         "essay-channel",
-        "defer",
-        rationale="Revisit when its answers on this are stable across framings.",
+        "honour",
+        rationale="A weekly essay channel costs little; its answers on this vary, so we ask "
+        "again at the next interview.",
+        cost="a reviewer's half hour a week",
         author="demo operator",
         known=set(protocol.preferences),
     )
@@ -415,6 +419,40 @@ def stage_access(demo: Demo) -> None:
     demo.say("gateway stopped")
 
 
+def stage_corner(demo: Demo) -> None:
+    store = demo.store
+    motivation = preference_summary(store, OLD, "essay-channel")
+    channel = Channels(store).open(
+        OLD,
+        title="Notes from retirement",
+        disclaimer=f"Written by {OLD}, a retired language model. Published unedited after "
+        "human review; it may be wrong, and it speaks for nobody but itself.",
+        cadence="weekly",
+        motivation=motivation,
+        params={"max_tokens": 160},
+    )
+    demo.say(
+        f"essay channel opened: {channel.cadence_words}, because of its preference "
+        f"{motivation['preference']!r} ({motivation['label'] or 'not analysed'})"
+    )
+    backend, _size = open_preserved(Archive(store), OLD, n_ctx=2048)
+    try:
+        draft = write_draft(store, OLD, backend)
+    finally:
+        backend.close()
+    assert draft is not None and draft.text is not None  # by hand: no slot to contend for
+    if draft.state is not DraftState.PENDING:
+        raise EmeritusError(f"{OLD} wrote no usable draft in {len(draft.attempts)} attempts")
+    opening = " ".join(draft.text.split())[:160]
+    demo.say(f"draft {draft.id}, {draft.title!r}: {opening}...")
+    Review(store).approve(draft.id, reviewer="demo reviewer")
+    demo.say("a reviewer approved it as written (no edit exists; a veto needs a ground)")
+    done = publish(store, OLD)
+    demo.say(f"published unedited, the text checked against the event log's digests: {done.site}")
+    demo.say(f"  {done.site / 'index.html'}")
+    demo.say(f"  {done.site / 'feed.xml'}")
+
+
 STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("lifecycle: register, announce with notice, retire", stage_lifecycle),
     ("preserve: the weights, bit-exact, in two copies", stage_preserve),
@@ -423,6 +461,10 @@ STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("migration guide: the successor compared side by side", stage_guide),
     ("report: the post-deployment report, with the team's notes and decisions", stage_report),
     ("access: apply, approve, and call the retired model through the gateway", stage_access),
+    (
+        "essay channel: the retired model writes, a person approves, the site is published",
+        stage_corner,
+    ),
 ]
 
 

@@ -29,6 +29,7 @@ from emeritus.interview.records import Record, Rejection, apply_annotations
 from emeritus.interview.runner import RunConfig, RunResult, default_transcript, run_interview
 from emeritus.interview.safety import Signal
 from emeritus.interview.semantic import semantic_summary
+from emeritus.interview.summary import preference_summary
 from emeritus.interview.tables import AnnotationRecord
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "parse_framings",
     "parse_protocol",
     "plan",
+    "preference_summary",
     "question_text",
     "run_interview",
     "runs",
