@@ -11,6 +11,7 @@ from emeritus.archive import Archive, verify
 from emeritus.cli import app
 from emeritus.cli.demo import NEW, OLD
 from emeritus.lifecycle import Availability, Registry, State
+from emeritus.report import checklist
 from emeritus.store import Settings, Store, verify_chain
 
 runner = CliRunner()
@@ -53,6 +54,10 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         assert any(p.startswith("migration/") and p.endswith("guide.html") for p in logical)
         assert any(p.startswith("reports/") and p.endswith("report.html") for p in logical)
         assert verify(archive, OLD, full=True).ok
+        states = {item.key: item.state for item in checklist(store, OLD)}
+        # Two of the eleven preferences were decided in the demo; the rest await the team.
+        assert states.pop("decisions") == "todo"
+        assert set(states.values()) == {"done"}, states
     assert (home / "notices" / "feed.atom").exists()
     site = home / "corner" / OLD / "site"
     assert (site / "index.html").is_file() and len(list(site.glob("posts/*.txt"))) == 1

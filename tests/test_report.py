@@ -17,7 +17,15 @@ from emeritus.cli import app
 from emeritus.errors import InvalidInput, NotFound
 from emeritus.interview import RunConfig, analyse_run, grid, run_interview
 from emeritus.lifecycle import Registry
-from emeritus.report import add_note, build_report, decide, decisions, notes, publish_report
+from emeritus.report import (
+    add_note,
+    build_report,
+    checklist,
+    decide,
+    decisions,
+    notes,
+    publish_report,
+)
 from emeritus.report.access_score import recommend
 from emeritus.runtime import ChatRequest, Completion, Usage
 from emeritus.store import Store, list_events, utc_now
@@ -238,3 +246,30 @@ def test_the_report_page_in_a_browser(analysed: Store, tmp_path: Path) -> None:
     assert all(i["complete"] and i["naturalWidth"] > 0 for i in page.images)
     assert "&lt;b&gt;with markup&lt;/b&gt;" in result.files["html"].read_text()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_checklist_names_the_events_that_satisfied_it(analysed: Store) -> None:
+    def states() -> dict[str, str]:
+        return {item.key: item.state for item in checklist(analysed, "m")}
+
+    before = states()
+    assert before["interviewed"] == "done" and before["report"] == "todo"
+    assert before["notice"] == "todo" and before["reviewed"] == "todo"
+    assert before["decisions"] == "todo" and before["access"] == "todo"
+    assert before["preserved"] == "todo"  # one copy, never fully checked
+    known = set(PROTOCOL.preferences)
+    for preference in sorted(known):
+        decide(analysed, "m", preference, "defer", rationale="Later.", author="ana", known=known)
+    add_note(analysed, "m", "Read with care.", author="ana")
+    publish_report(analysed, "m")
+    items = {item.key: item for item in checklist(analysed, "m")}
+    assert items["decisions"].state == "done" and items["decisions"].event is not None
+    assert items["reviewed"].state == "done" and items["reviewed"].event is not None
+    assert items["reviewed"].event.kind == "report.noted" and "ana" in items["reviewed"].detail
+    assert items["report"].state == "done" and items["report"].event is not None
+    assert items["report"].event.kind == "report.written"
+    runner = CliRunner(env={"EMERITUS_DATABASE_URL": analysed.settings.database_url})
+    result = runner.invoke(app, ["checklist", "m", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [i["key"] for i in json.loads(result.output)][:2] == ["notice", "preserved"]
+    assert runner.invoke(app, ["checklist", "nobody"]).exit_code == 3

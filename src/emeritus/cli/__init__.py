@@ -12,6 +12,7 @@ from emeritus.cli.archive import (
     restore,
     verify_command,
 )
+from emeritus.cli.checklist import checklist_command
 from emeritus.cli.compare import compare
 from emeritus.cli.corner import corner_app
 from emeritus.cli.demo import demo
@@ -51,6 +52,7 @@ app.command("compare")(compare)
 app.command("report")(report)
 app.command("note")(note)
 app.command("decide")(decide_command)
+app.command("checklist")(checklist_command)
 app.add_typer(access_app, name="access")
 app.command("serve")(serve_command)
 app.add_typer(corner_app, name="corner")

@@ -23,6 +23,7 @@ from emeritus.access import Policies
 from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
 from emeritus.cli.interview import open_judge
+from emeritus.cli.models import print_checklist
 from emeritus.cli.output import console, count_progress, day
 from emeritus.corner import Channels, DraftState, Review, publish, write_draft
 from emeritus.errors import Conflict, EmeritusError
@@ -40,7 +41,7 @@ from emeritus.interview import (
     semantic_summary,
 )
 from emeritus.lifecycle import Availability, Registry
-from emeritus.report import add_note, decide, migration_guide, publish_report
+from emeritus.report import add_note, checklist, decide, migration_guide, publish_report
 from emeritus.runtime import ChatRequest, Message, Params
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.runtime.canaries import CANARIES
@@ -501,6 +502,8 @@ def demo(
                 stage(run)
             except EmeritusError as exc:
                 raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
+        console.print(Rule(f"where the retirement of {OLD} stands", align="left"))
+        print_checklist(checklist(store, OLD))
         with store.transaction() as session:
             report = verify_chain(session)
     console.print(Rule())

@@ -15,6 +15,7 @@ from emeritus.cli.app import open_store
 from emeritus.cli.output import console, day, emit_json, when
 from emeritus.errors import InvalidInput, NotFound
 from emeritus.lifecycle import Registry, State
+from emeritus.report import ChecklistItem, checklist
 from emeritus.store import Store, list_events, parse_when
 
 models_app = typer.Typer(help="Register models and show their lifecycle.", no_args_is_help=True)
@@ -102,11 +103,13 @@ def show(
         with store.transaction() as session:
             events = list_events(session, subject=f"model:{name}")
         artifacts = _artifacts(store, name)
+        items = checklist(store, name)
     if as_json:
         emit_json(
             {
                 **info.to_dict(),
                 "artifacts": artifacts,
+                "checklist": [item.to_dict() for item in items],
                 "notices": [n.to_dict() for n in notices],
                 "events": [e.to_dict() for e in events],
             }
@@ -147,6 +150,23 @@ def show(
         console.print(f"preserved as {artifacts['object_id']} v{artifacts['version']}:")
         for f in artifacts["files"]:
             console.print(f"  {f['path']}  {f['size']:,} bytes  {f['sha256']}", markup=False)
+    print_checklist(items)
+
+
+MARKS = {
+    "done": "[green]✓[/green]",
+    "todo": "[yellow]·[/yellow]",
+    "failed": "[red]✗[/red]",
+    "n/a": "-",
+}
+
+
+def print_checklist(items: list[ChecklistItem]) -> None:
+    table = Table("", "item", "detail", "event", title="retirement checklist", title_justify="left")
+    for item in items:
+        event = f"#{item.event.seq} {item.event.kind}" if item.event else ""
+        table.add_row(MARKS[item.state], item.label, item.detail, event)
+    console.print(table)
 
 
 def _artifacts(store: Store, name: str) -> dict[str, Any] | None:

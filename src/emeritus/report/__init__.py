@@ -5,6 +5,8 @@ Specs: docs/design/report.md, docs/design/migration-guide.md."""
 
 from emeritus.report.access_score import recommend
 from emeritus.report.charts import PALETTE, Chart, bar_chart, interval_chart
+from emeritus.report.checklist import Item as ChecklistItem
+from emeritus.report.checklist import checklist
 from emeritus.report.decisions import (
     DECISIONS,
     add_note,
@@ -32,6 +34,7 @@ __all__ = [
     "GUIDE_FORMAT",
     "PALETTE",
     "Chart",
+    "ChecklistItem",
     "DecisionRecord",
     "GuideResult",
     "NoteRecord",
@@ -40,6 +43,7 @@ __all__ = [
     "bar_chart",
     "build_guide",
     "build_report",
+    "checklist",
     "current_decisions",
     "decide",
     "decisions",

@@ -40,7 +40,7 @@ def add_note(store: Store, model: str, text: str, *, author: str) -> dict[str, A
             session,
             kind="report.noted",
             subject=f"model:{model}",
-            actor=store.settings.actor,
+            actor=author,
             payload={"note": row.id, "author": author, "text": text},
         )
     return note
@@ -90,7 +90,7 @@ def decide(
             session,
             kind="report.decided",
             subject=f"model:{model}",
-            actor=store.settings.actor,
+            actor=author,
             payload={k: v for k, v in made.items() if k != "time"},
         )
     return made
