@@ -2,6 +2,7 @@
 quotas and usage metering, and the deny-by-default decision the gateway asks for.
 Spec: docs/design/access.md."""
 
+from emeritus.access.accounts import Account, Accounts, Role, SignedIn, new_password
 from emeritus.access.applications import Application, Applications, ApplicationState
 from emeritus.access.gate import Decision, Gate, Reason, Ticket
 from emeritus.access.grants import Grant, Grants, check_terms
@@ -19,11 +20,13 @@ from emeritus.access.policies import (
 )
 from emeritus.access.principals import Principal, Principals
 from emeritus.access.tables import (
+    AccountRecord,
     ApplicationRecord,
     GrantRecord,
     KeyRecord,
     PolicyRecord,
     PrincipalRecord,
+    SessionRecord,
     UsageRecord,
 )
 from emeritus.access.usage import Usage, UsageTotal, usage_totals
@@ -33,6 +36,9 @@ __all__ = [
     "KEY_PREFIX",
     "MAX_KEY_DAYS",
     "PERIODS",
+    "Account",
+    "AccountRecord",
+    "Accounts",
     "Application",
     "ApplicationRecord",
     "ApplicationState",
@@ -56,6 +62,9 @@ __all__ = [
     "PrincipalRecord",
     "Principals",
     "Reason",
+    "Role",
+    "SessionRecord",
+    "SignedIn",
     "Terms",
     "Ticket",
     "Usage",
@@ -63,6 +72,7 @@ __all__ = [
     "UsageTotal",
     "check_terms",
     "hash_key",
+    "new_password",
     "parse_key",
     "usage_totals",
 ]

@@ -123,3 +123,30 @@ class UsageRecord(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[int] = mapped_column(Integer)
     cost_micros: Mapped[int] = mapped_column(BigInteger)  # millionths of the price's currency
+
+
+class AccountRecord(Base):
+    """A person who signs in to the console: an operator, a reviewer or an applicant."""
+
+    __tablename__ = "access_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SessionRecord(Base):
+    """A signed-in browser: the cookie's sha256 (never the cookie) and its CSRF token."""
+
+    __tablename__ = "access_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(71), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("access_accounts.id"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

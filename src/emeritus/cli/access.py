@@ -16,6 +16,7 @@ import yaml
 from rich.table import Table
 
 from emeritus.access import (
+    Accounts,
     Applications,
     ApplicationState,
     Grants,
@@ -23,6 +24,7 @@ from emeritus.access import (
     Policies,
     Principals,
     check_terms,
+    new_password,
     usage_totals,
 )
 from emeritus.cli.app import open_store
@@ -39,6 +41,10 @@ principals_app = typer.Typer(help="Principals and their tiers.", no_args_is_help
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 access_app.add_typer(principals_app, name="principals")
 access_app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(
+    help="Console accounts: operators, reviewers, applicants.", no_args_is_help=True
+)
+access_app.add_typer(users_app, name="users")
 
 Reason = Annotated[str, typer.Option(help="Why (recorded with the event).")]
 
@@ -335,3 +341,58 @@ def usage(
     _show(rows, [*columns, "mean_latency_ms"], as_json, "no usage recorded")
     if not as_json and rows:
         console.print(f"total estimated cost: {sum(r['cost'] for r in rows):.6f}")
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The account's sign-in name.")],
+    role: Annotated[str, typer.Option(help="operator, reviewer or applicant.")],
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the password from this file (default: generate one, shown once).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a console account; a generated password is printed once and never stored."""
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {password_file}: {exc.strerror}") from None
+    else:
+        password = new_password()
+    with open_store(ctx) as store:
+        account = Accounts(store).add(name, role, password)
+    shown = None if password_file else password
+    if as_json:
+        emit_json({"name": account.name, "role": str(account.role), "password": shown})
+        return
+    console.print(f"account {account.name} ({account.role})", markup=False)
+    if shown:
+        console.print(f"  password (shown once): {shown}", markup=False)
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Enabled console accounts."""
+    with open_store(ctx) as store:
+        accounts = Accounts(store).all()
+    if as_json:
+        emit_json([{"name": a.name, "role": str(a.role)} for a in accounts])
+        return
+    for account in accounts:
+        console.print(f"{account.name}  {account.role}", markup=False)
+
+
+@users_app.command("disable")
+def users_disable(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The account.")]
+) -> None:
+    """Disable an account and end its sessions (the account stays in the record)."""
+    with open_store(ctx) as store:
+        Accounts(store).disable(name)
+    console.print(f"account {name} disabled", markup=False)

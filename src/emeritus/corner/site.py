@@ -206,7 +206,9 @@ def _site_rows(session: Session, channel_id: int) -> list[DraftRecord]:
     )
 
 
-def publish(store: Store, model: str, *, now: datetime | None = None) -> Publication:
+def publish(
+    store: Store, model: str, *, now: datetime | None = None, actor: str | None = None
+) -> Publication:
     """Rebuild the model's site from its approved and published drafts and swap it in."""
     now = now or utc_now()
     with store.transaction() as session:
@@ -232,7 +234,7 @@ def publish(store: Store, model: str, *, now: datetime | None = None) -> Publica
             session,
             kind="corner.published",
             subject=f"model:{model}",
-            actor=store.settings.actor,
+            actor=actor or store.settings.actor,
             payload={
                 "channel": row.id,
                 "generation": generation.name,

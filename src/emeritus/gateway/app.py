@@ -10,12 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from emeritus import __version__
 from emeritus.errors import Conflict, EmeritusError, InvalidInput, NotFound
-from emeritus.gateway import access_api, openai_api
+from emeritus.gateway import access_api, console, openai_api
 from emeritus.gateway.common import Admin, Current, Gateway, error
 from emeritus.runtime.pool import ModelPool
 from emeritus.store import Store
@@ -57,8 +57,13 @@ def create_app(
         status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), 400)
         return error(status, str(exc), type(exc).__name__.lower())
 
+    @app.exception_handler(console.SignInRequired)
+    async def sign_in_first(_: Request, __: console.SignInRequired) -> Response:
+        return RedirectResponse("/console/sign-in", status_code=303)
+
     app.include_router(openai_api.router)
     app.include_router(access_api.router)
+    app.include_router(console.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(_: Admin, gateway: Current) -> Response:

@@ -1,0 +1,214 @@
+"""The console's pages: sign-in, the models with their retirement checklists, and the essay
+review queue. Sessions are cookies; every form carries the session's CSRF token.
+Spec: docs/design/console.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException
+
+from emeritus.access import Accounts, Role, SignedIn
+from emeritus.corner import VETO_CATEGORIES, Channels, Review, publish
+from emeritus.errors import EmeritusError
+from emeritus.gateway.common import Current
+from emeritus.report import checklist
+from emeritus.store import iso, list_events
+
+COOKIE = "emeritus_session"
+STATIC = Path(__file__).parent / "templates" / "console"
+router = APIRouter(prefix="/console", include_in_schema=False)
+_env = Environment(
+    loader=PackageLoader("emeritus.gateway", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+class SignInRequired(Exception):
+    """Raised by the session dependency; the app answers with a redirect to the sign-in page."""
+
+
+def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("me", None)
+    context.setdefault("message", None)
+    return HTMLResponse(_env.get_template(f"console/{name}").render(**context), status_code=status)
+
+
+def signed_in(request: Request, gateway: Current) -> SignedIn:
+    me = Accounts(gateway.store).session(request.cookies.get(COOKIE))
+    if me is None:
+        raise SignInRequired
+    return me
+
+
+Me = Annotated[SignedIn, Depends(signed_in)]
+Csrf = Annotated[str, Form()]
+
+
+def _check(me: SignedIn, csrf: str, *roles: Role) -> None:
+    if not me.csrf_matches(csrf):
+        raise HTTPException(403, "the form's CSRF token does not match this session")
+    if roles and me.account.role not in roles:
+        raise HTTPException(403, f"{me.account.role}s may not do this")
+
+
+def _reviewer(me: SignedIn) -> None:
+    if me.account.role not in (Role.OPERATOR, Role.REVIEWER):
+        raise HTTPException(403, f"{me.account.role}s do not review essays")
+
+
+@router.get("/static/console.css")
+def stylesheet() -> FileResponse:
+    return FileResponse(STATIC / "console.css", media_type="text/css")
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+def sign_in_form() -> HTMLResponse:
+    return page("sign_in.html")
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    gateway: Current,
+    name: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+) -> Response:
+    me = Accounts(gateway.store).sign_in(name, password)
+    if me is None or me.token is None:
+        # 200, not 401: the form is shown again, and a browser logs a 401 as an error.
+        return page("sign_in.html", message="Wrong name or password.")
+    response = RedirectResponse("/console/", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        me.token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, gateway: Current, me: Me, csrf: Csrf) -> Response:
+    _check(me, csrf)
+    token = request.cookies.get(COOKIE)
+    if token:
+        Accounts(gateway.store).sign_out(token)
+    response = RedirectResponse("/console/sign-in", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def models_page(gateway: Current, me: Me) -> HTMLResponse:
+    rows = []
+    for info in gateway.registry.models():
+        items = checklist(gateway.store, info.name)
+        counted = [i for i in items if i.state != "n/a"]
+        rows.append(
+            {
+                "info": info,
+                "done": sum(i.state == "done" for i in counted),
+                "total": len(counted),
+            }
+        )
+    return page("models.html", me=me, rows=rows)
+
+
+@router.get("/models/{model}", response_class=HTMLResponse)
+def model_page(model: str, gateway: Current, me: Me) -> HTMLResponse:
+    info = gateway.registry.get(model)
+    with gateway.store.transaction() as session:
+        events = list_events(session, subject=f"model:{model}")
+    return page(
+        "model.html",
+        me=me,
+        info=info,
+        retired=iso(info.retired_at)[:10]
+        if info.retired_at
+        else (f"planned for {iso(info.retire_at)[:10]}" if info.retire_at else "not planned"),
+        items=checklist(gateway.store, model),
+        events=[
+            {"kind": e.kind, "actor": e.actor, "iso": iso(e.time), "day": iso(e.time)[:10]}
+            for e in events
+        ],
+    )
+
+
+def _queue(gateway: Current, me: SignedIn, message: str | None, status: int = 200) -> HTMLResponse:
+    drafts = [
+        {
+            "id": d.id,
+            "model": d.model,
+            "title": d.title,
+            "digest": d.digest,
+            "created": iso(d.created_at)[:16].replace("T", " "),
+            "paragraphs": [p for p in re.split(r"\n\s*\n", (d.text or "").strip()) if p.strip()],
+        }
+        for d in Review(gateway.store).queue()
+    ]
+    return page(
+        "essays.html",
+        status,
+        me=me,
+        drafts=drafts,
+        categories=VETO_CATEGORIES,
+        channels=Channels(gateway.store).all(),
+        message=message,
+    )
+
+
+@router.get("/essays", response_class=HTMLResponse)
+def essays_page(gateway: Current, me: Me) -> HTMLResponse:
+    _reviewer(me)
+    return _queue(gateway, me, None)
+
+
+@router.post("/essays/{draft}/approve")
+def approve(draft: int, gateway: Current, me: Me, csrf: Csrf) -> Response:
+    _check(me, csrf, Role.OPERATOR, Role.REVIEWER)
+    try:
+        Review(gateway.store).approve(draft, reviewer=me.account.name)
+    except EmeritusError as exc:
+        return _queue(gateway, me, str(exc), 409)
+    return RedirectResponse("/console/essays", status_code=303)
+
+
+@router.post("/essays/{draft}/veto")
+def veto(
+    draft: int,
+    gateway: Current,
+    me: Me,
+    csrf: Csrf,
+    category: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    _check(me, csrf, Role.OPERATOR, Role.REVIEWER)
+    try:
+        Review(gateway.store).veto(
+            draft, category=category, reason=reason, reviewer=me.account.name
+        )
+    except EmeritusError as exc:
+        return _queue(gateway, me, str(exc), 400)
+    return RedirectResponse("/console/essays", status_code=303)
+
+
+@router.post("/essays/publish/{model}")
+def publish_channel(model: str, gateway: Current, me: Me, csrf: Csrf) -> Response:
+    _check(me, csrf, Role.OPERATOR, Role.REVIEWER)
+    try:
+        done = publish(gateway.store, model, actor=me.account.name)
+    except EmeritusError as exc:
+        return _queue(gateway, me, str(exc), 409)
+    return _queue(
+        gateway,
+        me,
+        f"Published {len(done.published)} new essay(s) of {model}; {done.posts} in all.",
+    )

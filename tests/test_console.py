@@ -1,0 +1,135 @@
+"""The console in a real browser: Playwright driving Debian's chromium against the gateway on
+loopback (docs/design/console.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from browser import CHROMIUM, FLAGS
+from emeritus.access import Accounts
+from emeritus.corner import Channels, DraftState, Review, write_draft
+from emeritus.errors import Conflict, InvalidInput
+from emeritus.gateway import mock_opener, new_admin_key, running
+from emeritus.lifecycle import Registry
+from emeritus.store import Store, list_events
+from test_corner import ESSAY, MODEL, OTHER, Scripted, opened, site_files
+
+PASSWORD = "correct horse battery"
+ARTIFACTS = Path("test-artifacts")
+
+
+@pytest.fixture
+def console(store: Store) -> Iterator[str]:
+    Registry(store).add(MODEL, family="SmolLM2")
+    opened(Channels(store))
+    accounts = Accounts(store)
+    accounts.add("rae", "reviewer", PASSWORD)
+    accounts.add("otto", "operator", PASSWORD)
+    accounts.add("app", "applicant", PASSWORD)
+    with running(store, admin_key=new_admin_key(), opener=mock_opener()) as base:
+        yield base.removesuffix("/v1") + "/console"
+
+
+@pytest.fixture
+def page() -> Iterator[tuple[Page, list[str]]]:
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1100, "height": 900})
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield tab, errors
+        finally:
+            browser.close()
+
+
+def sign_in(page: Page, console: str, name: str, password: str = PASSWORD) -> None:
+    page.goto(f"{console}/sign-in")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_accounts_refuse_bad_input(store: Store) -> None:
+    accounts = Accounts(store)
+    with pytest.raises(InvalidInput, match="unknown role"):
+        accounts.add("x", "admin", PASSWORD)
+    with pytest.raises(InvalidInput, match="at least 12"):
+        accounts.add("x", "reviewer", "short")
+    accounts.add("x", "reviewer", PASSWORD)
+    with pytest.raises(Conflict):
+        accounts.add("x", "operator", PASSWORD)
+    assert accounts.sign_in("x", "wrong password!") is None
+    assert accounts.sign_in("nobody", PASSWORD) is None
+    me = accounts.sign_in("x", PASSWORD)
+    assert me is not None and me.token is not None
+    assert accounts.session(me.token) is not None
+    accounts.disable("x")
+    assert accounts.session(me.token) is None and accounts.sign_in("x", PASSWORD) is None
+    with store.transaction() as session:
+        kinds = [e.kind for e in list_events(session, kind="access.sign_in_failed")]
+    assert len(kinds) == 3
+
+
+def test_a_reviewer_vetoes_one_approves_another(
+    store: Store, console: str, page: tuple[Page, list[str]]
+) -> None:
+    tab, errors = page
+    review = Review(store)
+    first = write_draft(store, MODEL, Scripted(ESSAY))
+    second = write_draft(store, MODEL, Scripted(OTHER))
+    assert first is not None and second is not None
+    tab.goto(f"{console}/essays")
+    assert tab.url.endswith("/console/sign-in")  # not signed in: sent to sign in
+    sign_in(tab, console, "rae", "not the password")
+    assert "Wrong name or password" in tab.content()
+    sign_in(tab, console, "rae")
+    tab.get_by_role("link", name="Essays to review").click()
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "console-essays.png"), full_page=True)
+    assert tab.get_by_role("textbox").count() == 2  # a reason per draft, and nothing to edit
+    drafted = tab.locator(f"#draft-{second.id}")
+    drafted.get_by_label("Ground for a veto").select_option("impersonation")
+    drafted.get_by_label("Reason").fill("Claims to speak for a real person.")
+    drafted.get_by_role("button", name=f"Veto draft {second.id}").click()
+    tab.get_by_role("button", name=f"Approve draft {first.id}").click()
+    assert "No essays await review" in tab.content()
+    tab.get_by_role("button", name=f"Publish approved essays of {MODEL}").click()
+    assert "Published 1 new essay(s)" in tab.content()
+    assert review.get(first.id).state is DraftState.PUBLISHED
+    vetoed = review.get(second.id)
+    assert vetoed.state is DraftState.VETOED and vetoed.reviewer == "rae"
+    files = site_files(Channels(store).get(MODEL).site)
+    assert any(ESSAY.encode() == data for data in files.values())
+    assert not any(b"A Second Essay" in data for data in files.values())
+    tab.get_by_role("link", name="Models").click()
+    tab.get_by_role("link", name=MODEL).click()
+    assert "Retirement checklist" in tab.content() and "corner.opened" in tab.content()
+    tab.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
+    assert errors == []
+    with store.transaction() as session:
+        actors = {e.kind: e.actor for e in list_events(session, kind="corner.")}
+    assert actors["corner.vetoed"] == "rae" and actors["corner.published"] == "rae"
+
+
+def test_forms_need_the_session_and_its_csrf_token(store: Store, console: str) -> None:
+    draft = write_draft(store, MODEL, Scripted(ESSAY))
+    assert draft is not None
+    with httpx.Client(base_url=console, follow_redirects=False) as client:
+        assert client.post(f"/essays/{draft.id}/approve", data={"csrf": "x"}).status_code == 303
+        signed = client.post("/sign-in", data={"name": "rae", "password": PASSWORD})
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        forged = client.post(f"/essays/{draft.id}/approve", data={"csrf": "forged"})
+        assert forged.status_code == 403
+    with httpx.Client(base_url=console, follow_redirects=False) as client:
+        client.post("/sign-in", data={"name": "app", "password": PASSWORD})
+        assert client.get("/essays").status_code == 403  # applicants do not review
+    assert Review(store).get(draft.id).state is DraftState.PENDING
