@@ -133,3 +133,63 @@ def test_forms_need_the_session_and_its_csrf_token(store: Store, console: str) -
         client.post("/sign-in", data={"name": "app", "password": PASSWORD})
         assert client.get("/essays").status_code == 403  # applicants do not review
     assert Review(store).get(draft.id).state is DraftState.PENDING
+
+
+def test_an_applicant_applies_the_operator_approves_the_key_works(
+    store: Store, console: str, page: tuple[Page, list[str]]
+) -> None:
+    import openai
+
+    from emeritus.access import Policies
+
+    Policies(store).set(
+        MODEL,
+        {
+            "approval": "manual",
+            "fields": [
+                {"name": "purpose", "label": "What will you study?", "type": "text"},
+                {"name": "terms", "label": "I accept the terms of use", "type": "checkbox"},
+            ],
+        },
+    )
+    tab, errors = page
+    tab.goto(f"{console}/sign-up")
+    tab.get_by_label("Name (lower-case").fill("ada")
+    tab.get_by_label("Contact").fill("ada@example.org")
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Create account").click()
+    tab.get_by_role("link", name="Models").click()
+    tab.get_by_role("link", name=f"Apply for access to {MODEL}").click()
+    tab.get_by_label("What will you study?").fill("How small models describe themselves.")
+    tab.get_by_label("I accept the terms of use").check()
+    tab.get_by_role("button", name="Apply").click()
+    assert "pending" in tab.locator("table").inner_text()
+    assert tab.get_by_role("button", name=f"Create an API key for {MODEL}").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "console-applicant.png"), full_page=True)
+    tab.get_by_role("button", name="Sign out").click()
+
+    sign_in(tab, console, "otto")
+    tab.get_by_role("link", name="Applications").click()
+    assert "How small models describe themselves." in tab.content()
+    tab.screenshot(path=str(ARTIFACTS / "console-applications.png"), full_page=True)
+    tab.get_by_role("button", name="Approve ada").click()
+    assert "No applications await a decision" in tab.content()
+    tab.get_by_role("button", name="Sign out").click()
+
+    sign_in(tab, console, "ada", PASSWORD)
+    tab.get_by_role("link", name="Your applications").click()
+    assert "approved" in tab.locator("table").inner_text()
+    tab.get_by_role("button", name=f"Create an API key for {MODEL}").click()
+    key = tab.locator("#new-key").inner_text()
+    assert errors == []
+    client = openai.OpenAI(
+        base_url=console.removesuffix("/console") + "/v1", api_key=key, max_retries=0
+    )
+    answer = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=8
+    )
+    assert answer.choices[0].message.content
+    with store.transaction() as session:
+        approved = list_events(session, kind="access.approved")
+    assert approved[-1].actor == "otto"

@@ -138,13 +138,17 @@ class Applications:
                 )
             return _of(row, principal, model)
 
-    def approve(self, uid: str, *, reason: str = "", now: datetime | None = None) -> Application:
-        return self._operator_decision(uid, approve=True, reason=reason, now=now)
+    def approve(
+        self, uid: str, *, reason: str = "", now: datetime | None = None, actor: str | None = None
+    ) -> Application:
+        return self._operator_decision(uid, approve=True, reason=reason, now=now, actor=actor)
 
-    def reject(self, uid: str, *, reason: str, now: datetime | None = None) -> Application:
+    def reject(
+        self, uid: str, *, reason: str, now: datetime | None = None, actor: str | None = None
+    ) -> Application:
         if not reason.strip():
             raise InvalidInput("rejecting an application needs a --reason")
-        return self._operator_decision(uid, approve=False, reason=reason, now=now)
+        return self._operator_decision(uid, approve=False, reason=reason, now=now, actor=actor)
 
     def reset(self, uid: str, *, reason: str, now: datetime | None = None) -> Application:
         """Lift a rejection so that the principal may apply again."""
@@ -236,7 +240,7 @@ class Applications:
         return row, principal, model
 
     def _operator_decision(
-        self, uid: str, *, approve: bool, reason: str, now: datetime | None
+        self, uid: str, *, approve: bool, reason: str, now: datetime | None, actor: str | None
     ) -> Application:
         now = now or utc_now()
         with self.store.transaction() as session:
@@ -256,7 +260,7 @@ class Applications:
                 approve=approve,
                 reason=reason,
                 now=now,
-                actor=None,
+                actor=actor,
                 policy=policy,
             )
             return _of(row, principal.name, model.name)

@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
-from emeritus.access import Accounts, Role, SignedIn
+from emeritus.access import Accounts, Policies, Role, SignedIn
 from emeritus.corner import VETO_CATEGORIES, Channels, Review, publish
-from emeritus.errors import EmeritusError
+from emeritus.errors import EmeritusError, NotFound
 from emeritus.gateway.common import Current
 from emeritus.report import checklist
 from emeritus.store import iso, list_events
@@ -50,7 +50,8 @@ Me = Annotated[SignedIn, Depends(signed_in)]
 Csrf = Annotated[str, Form()]
 
 
-def _check(me: SignedIn, csrf: str, *roles: Role) -> None:
+def check_form(me: SignedIn, csrf: str, *roles: Role) -> None:
+    """Refuse a form whose CSRF token is not the session's, or an account without the role."""
     if not me.csrf_matches(csrf):
         raise HTTPException(403, "the form's CSRF token does not match this session")
     if roles and me.account.role not in roles:
@@ -97,7 +98,7 @@ def sign_in(
 
 @router.post("/sign-out")
 def sign_out(request: Request, gateway: Current, me: Me, csrf: Csrf) -> Response:
-    _check(me, csrf)
+    check_form(me, csrf)
     token = request.cookies.get(COOKIE)
     if token:
         Accounts(gateway.store).sign_out(token)
@@ -109,14 +110,21 @@ def sign_out(request: Request, gateway: Current, me: Me, csrf: Csrf) -> Response
 @router.get("/", response_class=HTMLResponse)
 def models_page(gateway: Current, me: Me) -> HTMLResponse:
     rows = []
+    policies = Policies(gateway.store)
     for info in gateway.registry.models():
         items = checklist(gateway.store, info.name)
+        try:
+            policies.get(info.name)
+            takes_applications = True
+        except NotFound:
+            takes_applications = False
         counted = [i for i in items if i.state != "n/a"]
         rows.append(
             {
                 "info": info,
                 "done": sum(i.state == "done" for i in counted),
                 "total": len(counted),
+                "open": takes_applications,
             }
         )
     return page("models.html", me=me, rows=rows)
@@ -173,7 +181,7 @@ def essays_page(gateway: Current, me: Me) -> HTMLResponse:
 
 @router.post("/essays/{draft}/approve")
 def approve(draft: int, gateway: Current, me: Me, csrf: Csrf) -> Response:
-    _check(me, csrf, Role.OPERATOR, Role.REVIEWER)
+    check_form(me, csrf, Role.OPERATOR, Role.REVIEWER)
     try:
         Review(gateway.store).approve(draft, reviewer=me.account.name)
     except EmeritusError as exc:
@@ -190,7 +198,7 @@ def veto(
     category: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    _check(me, csrf, Role.OPERATOR, Role.REVIEWER)
+    check_form(me, csrf, Role.OPERATOR, Role.REVIEWER)
     try:
         Review(gateway.store).veto(
             draft, category=category, reason=reason, reviewer=me.account.name
@@ -202,7 +210,7 @@ def veto(
 
 @router.post("/essays/publish/{model}")
 def publish_channel(model: str, gateway: Current, me: Me, csrf: Csrf) -> Response:
-    _check(me, csrf, Role.OPERATOR, Role.REVIEWER)
+    check_form(me, csrf, Role.OPERATOR, Role.REVIEWER)
     try:
         done = publish(gateway.store, model, actor=me.account.name)
     except EmeritusError as exc:

@@ -1,0 +1,201 @@
+"""The console's access pages: applicants create an account, apply for a model with its form,
+follow their applications and create API keys once approved; operators decide applications.
+Spec: docs/design/console.md, docs/design/access.md."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from emeritus.access import (
+    Accounts,
+    Applications,
+    ApplicationState,
+    Approval,
+    Keys,
+    Policies,
+    Principals,
+    Role,
+    SignedIn,
+)
+from emeritus.errors import Conflict, EmeritusError
+from emeritus.gateway.common import Current
+from emeritus.gateway.console import COOKIE, Csrf, Me, check_form, page
+from emeritus.store import iso
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _when(value: Any) -> str:
+    return iso(value)[:16].replace("T", " ") if value else ""
+
+
+@router.get("/sign-up", response_class=HTMLResponse)
+def sign_up_form() -> HTMLResponse:
+    return page("sign_up.html")
+
+
+@router.post("/sign-up")
+def sign_up(
+    request: Request,
+    gateway: Current,
+    name: Annotated[str, Form(max_length=100)],
+    contact: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=200)],
+) -> Response:
+    accounts = Accounts(gateway.store)
+    try:
+        accounts.add(name, Role.APPLICANT.value, password)
+    except EmeritusError as exc:
+        return page("sign_up.html", 400, message=str(exc))
+    principals = Principals(gateway.store)
+    with contextlib.suppress(Conflict):  # an operator may have registered the principal first
+        principals.add(name, tier=gateway.default_tier, contact=contact)
+    me = accounts.sign_in(name, password)
+    assert me is not None and me.token is not None
+    response = RedirectResponse("/console/applications", status_code=303)
+    response.set_cookie(
+        COOKIE, me.token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+    return response
+
+
+def _apply_page(
+    gateway: Current, me: SignedIn, model: str, status: int, message: str | None
+) -> HTMLResponse:
+    policy = Policies(gateway.store).get(model)
+    approval = (
+        "Applications for this model are approved automatically."
+        if policy.approval is Approval.AUTO
+        else "An operator reads each application and approves or rejects it."
+    )
+    return page(
+        "apply.html",
+        status,
+        me=me,
+        model=model,
+        fields=policy.fields,
+        approval=approval,
+        message=message,
+    )
+
+
+@router.get("/apply/{model}", response_class=HTMLResponse)
+def apply_form(model: str, gateway: Current, me: Me) -> HTMLResponse:
+    return _apply_page(gateway, me, model, 200, None)
+
+
+@router.post("/apply/{model}")
+async def apply(model: str, request: Request, gateway: Current, me: Me) -> Response:
+    form = await request.form()
+    check_form(me, str(form.get("csrf", "")), Role.APPLICANT)
+    policy = Policies(gateway.store).get(model)
+    answers: dict[str, Any] = {}
+    for field in policy.fields:
+        value = form.get(field.name)
+        if field.type == "checkbox":
+            answers[field.name] = value == "true"
+        elif isinstance(value, str) and value != "":
+            answers[field.name] = value
+    try:
+        Applications(gateway.store).submit(me.account.name, model, answers)
+    except EmeritusError as exc:
+        return _apply_page(gateway, me, model, 400, str(exc))
+    return RedirectResponse("/console/applications", status_code=303)
+
+
+def _own(
+    gateway: Current, me: SignedIn, key: Any = None, message: str | None = None
+) -> HTMLResponse:
+    rows = [
+        {
+            "model": a.model,
+            "state": str(a.state),
+            "submitted": _when(a.submitted_at),
+            "reason": a.reason,
+        }
+        for a in Applications(gateway.store).all(principal=me.account.name)
+    ]
+    shown = None
+    if key is not None:
+        shown = {
+            "key": key.key,
+            "info": key.info.to_dict(),
+            "expires": iso(key.info.expires_at)[:10],
+        }
+    return page("applications.html", me=me, applications=rows, key=shown, message=message)
+
+
+@router.get("/applications", response_class=HTMLResponse)
+def own_applications(gateway: Current, me: Me) -> Response:
+    if me.account.role is not Role.APPLICANT:
+        return RedirectResponse("/console/applications/review", status_code=303)
+    return _own(gateway, me)
+
+
+@router.post("/keys/{model}")
+def create_key(model: str, gateway: Current, me: Me, csrf: Csrf) -> Response:
+    check_form(me, csrf, Role.APPLICANT)
+    try:
+        made = Keys(gateway.store).create(me.account.name, [model], label="console")
+    except EmeritusError as exc:
+        return _own(gateway, me, message=str(exc))
+    response = _own(gateway, me, key=made)
+    response.headers["Cache-Control"] = "no-store"  # the key is shown once, not cached
+    return response
+
+
+def _review(
+    gateway: Current, me: SignedIn, message: str | None = None, status: int = 200
+) -> HTMLResponse:
+    rows = [
+        {
+            "uid": a.uid,
+            "principal": a.principal,
+            "model": a.model,
+            "submitted": _when(a.submitted_at),
+            "answers": a.answers,
+        }
+        for a in Applications(gateway.store).all(state=ApplicationState.PENDING)
+    ]
+    return page("review_applications.html", status, me=me, applications=rows, message=message)
+
+
+@router.get("/applications/review", response_class=HTMLResponse)
+def review_applications(gateway: Current, me: Me) -> HTMLResponse:
+    if me.account.role is not Role.OPERATOR:
+        return page(
+            "models.html", 403, me=me, rows=[], message="Only operators decide applications."
+        )
+    return _review(gateway, me)
+
+
+@router.post("/applications/{uid}/approve")
+def approve_application(uid: str, gateway: Current, me: Me, csrf: Csrf) -> Response:
+    check_form(me, csrf, Role.OPERATOR)
+    try:
+        Applications(gateway.store).approve(
+            uid, reason=f"approved in the console by {me.account.name}", actor=me.account.name
+        )
+    except EmeritusError as exc:
+        return _review(gateway, me, str(exc), 409)
+    return RedirectResponse("/console/applications/review", status_code=303)
+
+
+@router.post("/applications/{uid}/reject")
+def reject_application(
+    uid: str,
+    gateway: Current,
+    me: Me,
+    csrf: Csrf,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    check_form(me, csrf, Role.OPERATOR)
+    try:
+        Applications(gateway.store).reject(uid, reason=reason, actor=me.account.name)
+    except EmeritusError as exc:
+        return _review(gateway, me, str(exc), 400)
+    return RedirectResponse("/console/applications/review", status_code=303)
