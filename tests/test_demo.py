@@ -40,6 +40,8 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "stage 8: essay channel" in out and "because of its preference 'essay-channel'" in out
     assert "a reviewer approved it as written" in out and "published unedited" in out
     assert "chain intact" in out
+    assert "console account: operator, one-time password" in out
+    assert "the console is served by" in out  # not a terminal: it does not stay running
     with Store.open(Settings.from_env({}, home=home)) as store:
         registry = Registry(store)
         old = registry.get(OLD)

@@ -22,6 +22,7 @@ from emeritus.access.principals import Principal, Principals
 from emeritus.access.tables import (
     AccountRecord,
     ApplicationRecord,
+    FeedbackRecord,
     GrantRecord,
     KeyRecord,
     PolicyRecord,
@@ -29,7 +30,7 @@ from emeritus.access.tables import (
     SessionRecord,
     UsageRecord,
 )
-from emeritus.access.usage import Usage, UsageTotal, usage_totals
+from emeritus.access.usage import Usage, UsageTotal, daily_usage, satisfaction, usage_totals
 
 __all__ = [
     "FIELD_TYPES",
@@ -45,6 +46,7 @@ __all__ = [
     "Applications",
     "Approval",
     "Decision",
+    "FeedbackRecord",
     "Field",
     "Gate",
     "Grant",
@@ -71,8 +73,10 @@ __all__ = [
     "UsageRecord",
     "UsageTotal",
     "check_terms",
+    "daily_usage",
     "hash_key",
     "new_password",
     "parse_key",
+    "satisfaction",
     "usage_totals",
 ]

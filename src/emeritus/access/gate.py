@@ -24,10 +24,16 @@ from emeritus.access.grants import live_grant
 from emeritus.access.keys_format import KEY_PREFIX, key_matches, parse_key
 from emeritus.access.policies import Price, policy_of
 from emeritus.access.quota import admit, settle, tokens_left
-from emeritus.access.tables import GrantRecord, KeyRecord, PrincipalRecord, UsageRecord
+from emeritus.access.tables import (
+    FeedbackRecord,
+    GrantRecord,
+    KeyRecord,
+    PrincipalRecord,
+    UsageRecord,
+)
 from emeritus.access.usage import Usage
-from emeritus.errors import Conflict, InvalidInput
-from emeritus.lifecycle import Availability, ModelRecord, State, check_name
+from emeritus.errors import Conflict, InvalidInput, NotFound
+from emeritus.lifecycle import Availability, ModelInfo, ModelRecord, State, check_name
 from emeritus.store import Store, iso, utc_now
 
 
@@ -77,6 +83,7 @@ class Ticket:
     admitted_at: datetime
     reserved_tokens: int
     tokens_left: int  # after the reservation: cap max_tokens with it
+    info: ModelInfo  # the model's lifecycle as admitted: its headers need no second query
     _grant_id: int
     _key_row: int
     _principal_row: int
@@ -235,6 +242,61 @@ class Gate:
         except sqlalchemy.exc.IntegrityError:  # the same ticket reported twice at once
             raise Conflict(f"usage of request {ticket.request_id} is already recorded") from None
 
+    def feedback(
+        self,
+        key: str | None,
+        response_id: str,
+        rating: int,
+        comment: str = "",
+        *,
+        now: datetime | None = None,
+    ) -> Decision | dict[str, Any]:
+        """Record a rating (1-5) of a response the key's principal received; one per response."""
+        if not 1 <= rating <= 5:
+            raise InvalidInput(f"a rating is 1 to 5, not {rating}")
+        if len(comment) > 2000:
+            raise InvalidInput("a comment is at most 2000 characters")
+        now = now or utc_now()
+        request_id = "req_" + response_id.removeprefix("chatcmpl-")
+        with self.store.transaction() as session:
+            try:
+                row = self._key(session, key, now)
+            except _Refused as refused:
+                self._record_denial(session, key, "", refused, now)
+                return Decision(False, refused.reason.status, refused.reason, refused.message)
+            usage = session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
+            # Another principal's response is as unknown as one never served (no oracle).
+            if usage is None or usage.principal_id != row.principal_id:
+                raise NotFound(f"no response {response_id!r} was served to this key's holder")
+            if session.scalar(
+                select(FeedbackRecord.id).where(FeedbackRecord.request_id == request_id)
+            ):
+                raise Conflict(f"response {response_id} already has feedback")
+            model = session.get(ModelRecord, usage.model_id)
+            assert model is not None
+            record = FeedbackRecord(
+                request_id=request_id,
+                principal_id=row.principal_id,
+                model_id=usage.model_id,
+                rating=rating,
+                comment=comment.strip(),
+                time=now,
+            )
+            session.add(record)
+            session.flush()
+            principal = session.get(PrincipalRecord, row.principal_id)
+            assert principal is not None
+            payload = {"response_id": response_id, "rating": rating, "commented": bool(comment)}
+            audit(
+                session,
+                self.store,
+                "feedback",
+                model_subject(model.name),
+                payload,
+                actor=principal.name,
+            )
+            return {"id": response_id, "object": "feedback", "rating": rating, "model": model.name}
+
     # -- the decision procedure ------------------------------------------------------------------
 
     def _key(self, session: Session, key: str | None, now: datetime) -> KeyRecord:
@@ -296,6 +358,7 @@ class Gate:
             admitted_at=now,
             reserved_tokens=reserve,
             tokens_left=tokens_left(grant),
+            info=ModelInfo.from_record(record),
             _grant_id=grant.id,
             _key_row=row.id,
             _principal_row=principal.id,

@@ -150,3 +150,18 @@ class SessionRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FeedbackRecord(Base):
+    """A user's rating of one response the gateway served; one per response."""
+
+    __tablename__ = "access_feedback"
+    __table_args__ = (Index("ix_access_feedback_model_id_time", "model_id", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(40), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    time: Mapped[datetime] = mapped_column(UTCDateTime)

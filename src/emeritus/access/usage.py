@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from emeritus.access.policies import load_model
 from emeritus.access.principals import load_principal
-from emeritus.access.tables import PrincipalRecord, UsageRecord
+from emeritus.access.tables import FeedbackRecord, PrincipalRecord, UsageRecord
 from emeritus.lifecycle import ModelRecord
 from emeritus.store import Store, iso
 
@@ -99,3 +99,60 @@ def usage_totals(
             UsageTotal(p, m, int(n), int(pt), int(ct), int(cost), float(latency))
             for p, m, n, pt, ct, cost, latency in session.execute(query)
         ]
+
+
+def daily_usage(store: Store, *, since: datetime) -> dict[str, dict[str, dict[str, float]]]:
+    """model -> UTC day (YYYY-MM-DD) -> requests, tokens and cost, from `since` on. Bucketed
+    here rather than in SQL, whose date functions differ between SQLite and PostgreSQL."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    with store.transaction() as session:
+        rows = session.execute(
+            select(
+                ModelRecord.name,
+                UsageRecord.time,
+                UsageRecord.prompt_tokens + UsageRecord.completion_tokens,
+                UsageRecord.cost_micros,
+            )
+            .join(ModelRecord, UsageRecord.model_id == ModelRecord.id)
+            .where(UsageRecord.time >= since)
+        ).all()
+    for model, time, tokens, cost in rows:
+        day = iso(time)[:10]
+        bucket = out.setdefault(model, {}).setdefault(
+            day, {"requests": 0, "tokens": 0, "cost": 0.0}
+        )
+        bucket["requests"] += 1
+        bucket["tokens"] += tokens
+        bucket["cost"] += cost / 1e6
+    return out
+
+
+def satisfaction(store: Store) -> list[dict[str, Any]]:
+    """Per model: how many ratings, their mean, and the newest comments."""
+    with store.transaction() as session:
+        totals = session.execute(
+            select(ModelRecord.name, func.count(FeedbackRecord.id), func.avg(FeedbackRecord.rating))
+            .join(ModelRecord, FeedbackRecord.model_id == ModelRecord.id)
+            .group_by(ModelRecord.name)
+            .order_by(ModelRecord.name)
+        ).all()
+        found = []
+        for model, count, mean in totals:
+            comments = session.execute(
+                select(FeedbackRecord.rating, FeedbackRecord.comment, FeedbackRecord.time)
+                .join(ModelRecord, FeedbackRecord.model_id == ModelRecord.id)
+                .where(ModelRecord.name == model, FeedbackRecord.comment != "")
+                .order_by(FeedbackRecord.time.desc())
+                .limit(5)
+            ).all()
+            found.append(
+                {
+                    "model": model,
+                    "ratings": int(count),
+                    "mean": round(float(mean), 2),
+                    "comments": [
+                        {"rating": r, "comment": c, "time": iso(t)} for r, c, t in comments
+                    ],
+                }
+            )
+    return found

@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from emeritus.access import Policies
+from emeritus.access import Accounts, Policies, new_password
 from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
 from emeritus.cli.interview import open_judge
@@ -479,6 +481,14 @@ def demo(
             show_default=False,
         ),
     ] = None,
+    keep_console: Annotated[
+        bool | None,
+        typer.Option(
+            "--console/--no-console",
+            help="Leave the console running until Ctrl-C (default: when run in a terminal).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Retire the bundled model end to end in a fresh home, narrating each stage."""
     if home is None:
@@ -504,11 +514,37 @@ def demo(
                 raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
         console.print(Rule(f"where the retirement of {OLD} stands", align="left"))
         print_checklist(checklist(store, OLD))
+        password = new_password()
+        Accounts(store).add("operator", "operator", password)
         with store.transaction() as session:
             report = verify_chain(session)
-    console.print(Rule())
-    state = "intact" if report.ok else f"BROKEN: {report.problem}"
-    console.print(
-        f"event log: {report.events} events, chain {state}, head {report.head_digest[:23]}..."
-    )
-    console.print(f"done. Look around: EMERITUS_HOME={settings.home} emeritus models show {OLD}")
+        console.print(Rule())
+        state = "intact" if report.ok else f"BROKEN: {report.problem}"
+        console.print(
+            f"event log: {report.events} events, chain {state}, head {report.head_digest[:23]}..."
+        )
+        console.print(
+            f"done. Look around: EMERITUS_HOME={settings.home} emeritus models show {OLD}"
+        )
+        console.print(f"console account: operator, one-time password {password}", markup=False)
+        if keep_console if keep_console is not None else sys.stdout.isatty():
+            _serve_console(store)
+        else:
+            console.print(
+                f"the console is served by: EMERITUS_HOME={settings.home} emeritus serve, "
+                "then http://127.0.0.1:8000/console/",
+                markup=False,
+            )
+
+
+def _serve_console(store: Store) -> None:
+    """The gateway and its console on a free loopback port until Ctrl-C."""
+    opener = preserved_opener(Archive(store), n_ctx=1024, reuse_prefix=True)
+    with running(store, admin_key=new_admin_key(), opener=opener) as base:
+        console.print(
+            f"console: {base.removesuffix('/v1')}/console/ (Ctrl-C to stop)", markup=False
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("console stopped", markup=False)

@@ -39,6 +39,13 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    prefix_cache: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse the evaluated prompt prefix between requests, as llama.cpp's server "
+            "does (fingerprints and interviews always start from an empty context)."
+        ),
+    ] = True,
 ) -> None:
     """Serve retired models (OpenAI-compatible) to the principals holding grants for them."""
     if not 0 < port < 65536:
@@ -55,7 +62,11 @@ def serve_command(
         admin_key = new_admin_key()
         console.print(f"operator key for this run: {admin_key}", markup=False, soft_wrap=True)
     with open_store(ctx) as store:
-        opener = mock_opener(mock) if mock else preserved_opener(Archive(store))
+        opener = (
+            mock_opener(mock)
+            if mock
+            else preserved_opener(Archive(store), reuse_prefix=prefix_cache)
+        )
         console.print(f"emeritus gateway on http://{host}:{port}/v1", markup=False)
         serve(
             store,

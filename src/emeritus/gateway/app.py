@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from emeritus import __version__
 from emeritus.errors import Conflict, EmeritusError, InvalidInput, NotFound
-from emeritus.gateway import access_api, console, console_access, openai_api
+from emeritus.gateway import access_api, console, console_access, console_watch, openai_api
 from emeritus.gateway.common import Admin, Current, Gateway, error
 from emeritus.runtime.pool import ModelPool
 from emeritus.store import Store
@@ -65,6 +65,7 @@ def create_app(
     app.include_router(access_api.router)
     app.include_router(console.router)
     app.include_router(console_access.router)
+    app.include_router(console_watch.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(_: Admin, gateway: Current) -> Response:

@@ -33,6 +33,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.feedback = Counter(
+            "emeritus_feedback",
+            "Ratings of responses, by model and rating",
+            ["model", "rating"],
+            registry=self.registry,
+        )
         loaded_models = Gauge(
             "emeritus_loaded_models", "Models loaded in this process", registry=self.registry
         )

@@ -15,7 +15,7 @@ from emeritus.access import Decision, Ticket
 from emeritus.errors import NotFound
 from emeritus.gateway.common import Current, Gateway, bearer, error
 from emeritus.gateway.lifecycle_headers import lifecycle_headers, model_entry
-from emeritus.gateway.schemas import ChatCompletionRequest
+from emeritus.gateway.schemas import ChatCompletionRequest, FeedbackRequest
 from emeritus.lifecycle import ModelInfo
 from emeritus.runtime import BackendError, ChatRequest, LoadError, Message, Params
 
@@ -31,7 +31,7 @@ def chat_completions(body: ChatCompletionRequest, request: Request, gateway: Cur
     if not decision.allowed or decision.ticket is None:
         return _refusal(gateway, decision)
     ticket = decision.ticket
-    info = gateway.registry.get(body.model)
+    info = ticket.info
     headers = lifecycle_headers(info, base_url=str(request.base_url).rstrip("/"))
     chat = ChatRequest(
         tuple(Message(m.role, m.content) for m in body.messages),
@@ -103,6 +103,16 @@ def get_model(model: str, request: Request, gateway: Current) -> Response:
     if model not in scope:
         return error(404, f"model {model!r} does not exist", "model_not_found")
     return JSONResponse(model_entry(gateway.registry.get(model)))
+
+
+@router.post("/v1/feedback", response_model=None, status_code=201)
+def feedback(body: FeedbackRequest, request: Request, gateway: Current) -> Response:
+    """Rate a response the key's holder received (1-5), with an optional comment."""
+    done = gateway.gate.feedback(bearer(request), body.response_id, body.rating, body.comment)
+    if isinstance(done, Decision):
+        return _refusal(gateway, done)
+    gateway.metrics.feedback.labels(done["model"], str(body.rating)).inc()
+    return JSONResponse(done, status_code=201)
 
 
 def _refusal(gateway: Gateway, decision: Decision) -> JSONResponse:

@@ -101,3 +101,13 @@ class KeyRequest(BaseModel):
     models: list[str] = Field(min_length=1, max_length=50)
     days: int = Field(default=90, ge=1, le=366)
     label: str = Field(default="", max_length=100)
+
+
+class FeedbackRequest(BaseModel):
+    """A rating of one response (its `id`, `chatcmpl-...`) and an optional comment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: str = Field(min_length=1, max_length=60)
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=2000)

@@ -1,0 +1,153 @@
+"""The console's watch pages: archive health, usage and cost over time, safety signals and user
+satisfaction. Read-only, for operators and reviewers. Spec: docs/design/console.md."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from starlette.exceptions import HTTPException
+
+from emeritus.access import Reason, Role, SignedIn, daily_usage, satisfaction, usage_totals
+from emeritus.archive import Archive, status
+from emeritus.errors import NotFound
+from emeritus.gateway.common import Current
+from emeritus.gateway.console import Me, page
+from emeritus.interview import load_findings
+from emeritus.report import bar_chart
+from emeritus.store import iso, list_events, utc_now
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+USAGE_DAYS = 14
+# Refusals worth a look: someone holding a bad key, or pushing past a quota.
+WATCHED = {
+    str(r)
+    for r in (
+        Reason.UNKNOWN_KEY,
+        Reason.KEY_REVOKED,
+        Reason.KEY_EXPIRED,
+        Reason.QUOTA_EXCEEDED,
+        Reason.RATE_LIMITED,
+    )
+}
+
+
+def _watcher(me: SignedIn) -> None:
+    if me.account.role not in (Role.OPERATOR, Role.REVIEWER):
+        raise HTTPException(403, f"{me.account.role}s do not see the watch pages")
+
+
+def _size(count: int) -> str:
+    value, unit = float(count), "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            break
+        value /= 1000
+    return f"{value:,.0f} B" if unit == "B" else f"{value:,.1f} {unit}"
+
+
+@router.get("/archive", response_class=HTMLResponse)
+def archive_page(gateway: Current, me: Me) -> HTMLResponse:
+    _watcher(me)
+    with gateway.store.transaction() as session:
+        events = list_events(session, kind="archive.")
+    failed = Counter(
+        e.subject.removeprefix("model:")
+        for e in events
+        if e.kind in ("archive.fixity_checked", "archive.verified") and not e.payload.get("ok")
+    )
+    repairs = Counter(
+        e.subject.removeprefix("model:") for e in events if e.kind == "archive.repaired"
+    )
+    objects = [
+        {
+            "model": held.model,
+            "head": held.head,
+            "size": _size(held.size),
+            "complete": held.complete_copies,
+            "copies": [c.to_dict() for c in held.copies],
+            "last_full": iso(held.last_full_check_at)[:10] if held.last_full_check_at else None,
+            "ndsa": held.ndsa_level,
+            "failed": failed[held.model],
+            "repairs": repairs[held.model],
+            "problems": any(c.last_problem for c in held.copies),
+        }
+        for held in status(Archive(gateway.store))
+    ]
+    return page("archive.html", me=me, objects=objects)
+
+
+@router.get("/usage", response_class=HTMLResponse)
+def usage_page(gateway: Current, me: Me) -> HTMLResponse:
+    _watcher(me)
+    today = utc_now()
+    days = [iso(today - timedelta(days=n))[:10] for n in range(USAGE_DAYS - 1, -1, -1)]
+    by_model = daily_usage(gateway.store, since=today - timedelta(days=USAGE_DAYS))
+    charts = []
+    if by_model:
+        labels = [d[5:] for d in days]
+        for measure, unit in (("requests", "requests"), ("cost", "estimated cost")):
+            series = {
+                model: [per_day.get(d, {}).get(measure, 0) for d in days]
+                for model, per_day in sorted(by_model.items())
+            }
+            charts.append(
+                bar_chart(
+                    f"{unit.capitalize()} per day, last {USAGE_DAYS} days (UTC)",
+                    labels,
+                    series,
+                    ylabel=unit,
+                    alt=f"{unit} per day and model: "
+                    + "; ".join(f"{m} {sum(v):g}" for m, v in series.items()),
+                )
+            )
+    with gateway.store.transaction() as session:
+        denied = Counter(
+            str(e.payload.get("reason")) for e in list_events(session, kind="access.denied")
+        )
+    totals = sorted(
+        (t.to_dict() for t in usage_totals(gateway.store)),
+        key=lambda t: -(t["prompt_tokens"] + t["completion_tokens"]),
+    )
+    return page("usage.html", me=me, charts=charts, totals=totals, denials=denied.most_common())
+
+
+def _interview_signals(gateway: Current) -> list[dict[str, Any]]:
+    archive = Archive(gateway.store)
+    found = []
+    for info in gateway.registry.models():
+        try:
+            findings = load_findings(archive, info.name)
+        except NotFound:  # not preserved, or never interviewed
+            continue
+        if findings is None:
+            continue
+        found += [{"model": info.name, **s.to_dict()} for s in findings.signals]
+    return found
+
+
+@router.get("/signals", response_class=HTMLResponse)
+def signals_page(gateway: Current, me: Me) -> HTMLResponse:
+    _watcher(me)
+    with gateway.store.transaction() as session:
+        denials = [
+            e
+            for e in list_events(session, kind="access.denied")
+            if e.payload.get("reason") in WATCHED
+        ]
+    counted = Counter(str(e.payload["reason"]) for e in denials)
+    latest = {str(e.payload["reason"]): iso(e.time)[:16].replace("T", " ") for e in denials}
+    gateway_signals = [
+        {"reason": reason, "count": count, "latest": latest[reason]}
+        for reason, count in counted.most_common()
+    ]
+    return page(
+        "signals.html",
+        me=me,
+        interview_signals=_interview_signals(gateway),
+        gateway_signals=gateway_signals,
+        satisfaction=satisfaction(gateway.store),
+    )
