@@ -21,7 +21,7 @@ from emeritus.access import (
     Role,
     SignedIn,
 )
-from emeritus.errors import Conflict, EmeritusError
+from emeritus.errors import Conflict, EmeritusError, NotFound
 from emeritus.gateway.common import Current
 from emeritus.gateway.console import COOKIE, Csrf, Me, check_form, page
 from emeritus.store import iso
@@ -100,6 +100,8 @@ async def apply(model: str, request: Request, gateway: Current, me: Me) -> Respo
             answers[field.name] = value == "true"
         elif isinstance(value, str) and value != "":
             answers[field.name] = value
+    with contextlib.suppress(Conflict):  # as the HTTP API does: a new applicant is a principal
+        Principals(gateway.store).add(me.account.name, tier=gateway.default_tier)
     try:
         Applications(gateway.store).submit(me.account.name, model, answers)
     except EmeritusError as exc:
@@ -110,6 +112,10 @@ async def apply(model: str, request: Request, gateway: Current, me: Me) -> Respo
 def _own(
     gateway: Current, me: SignedIn, key: Any = None, message: str | None = None
 ) -> HTMLResponse:
+    try:
+        mine = Applications(gateway.store).all(principal=me.account.name)
+    except NotFound:  # an account an operator made, not yet a principal: nothing applied for
+        mine = []
     rows = [
         {
             "model": a.model,
@@ -117,7 +123,7 @@ def _own(
             "submitted": _when(a.submitted_at),
             "reason": a.reason,
         }
-        for a in Applications(gateway.store).all(principal=me.account.name)
+        for a in mine
     ]
     shown = None
     if key is not None:
