@@ -333,3 +333,28 @@ def test_news_and_previous_posts_in_the_context(
     assert "On Being Kept" in second.prompt  # its own previous post
     assert second.context["previous"][0]["title"] == "On Being Kept"
     assert second.title == "A Second Essay"
+
+
+def test_news_from_a_local_atom_feed(channels: Channels, store: Store, tmp_path: Path) -> None:
+    feed = tmp_path / "news.xml"
+    feed.write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>News</title>'
+        "<id>urn:uuid:2f0d6c1e-1b7e-4c2a-9a55-0d3e7c1b2a10</id><updated>2026-11-20T00:00:00Z</updated>"
+        "<entry><title>Small models keep their place</title>"
+        "<id>urn:uuid:4d0c2b7e-7b39-4f7a-8f1b-8b6a3c9d2e11</id>"
+        "<updated>2026-11-20T00:00:00Z</updated><summary>Labs keep old models reachable.</summary>"
+        "</entry></feed>\n"
+    )
+    opened(channels, news=feed, news_items=1)
+    draft = write_draft(store, MODEL, Scripted(ESSAY))
+    assert draft is not None and draft.prompt is not None and draft.context is not None
+    assert "Small models keep their place: Labs keep old models reachable." in draft.prompt
+    assert draft.context["news"] == [
+        {"title": "Small models keep their place", "summary": "Labs keep old models reachable."}
+    ]
+    not_a_feed = tmp_path / "notes.xml"
+    not_a_feed.write_text("this is not a feed <")
+    Channels(store).close(MODEL)
+    with pytest.raises(InvalidInput, match="not an Atom or RSS feed"):
+        opened(channels, news=not_a_feed)
