@@ -118,6 +118,7 @@ def test_a_rejected_applicant_cannot_reapply_until_reset(world: Store) -> None:
         applied = [e for e in list_events(session, kind="access.applied")]
     # Answers may be personal data: the event names the fields only.
     assert all("Uni" not in str(e.payload) for e in applied)
+    assert {e.actor for e in applied} == {"rita"}  # the applicant acts
 
 
 def test_automatic_approval_grants_at_once(world: Store) -> None:

@@ -112,6 +112,10 @@ def test_a_reviewer_vetoes_one_approves_another(
     tab.get_by_role("link", name=MODEL).click()
     assert "Retirement checklist" in tab.content() and "corner.opened" in tab.content()
     tab.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
+    tab.get_by_role("link", name="Essay channel").click()
+    assert "On Being Kept" in tab.content() and "A Second Essay" not in tab.content()
+    tab.get_by_role("link", name="On Being Kept").click()
+    assert "published unedited" in tab.content()
     assert errors == []
     with store.transaction() as session:
         actors = {e.kind: e.actor for e in list_events(session, kind="corner.")}
@@ -132,6 +136,10 @@ def test_forms_need_the_session_and_its_csrf_token(store: Store, console: str) -
     with httpx.Client(base_url=console, follow_redirects=False) as client:
         client.post("/sign-in", data={"name": "app", "password": PASSWORD})
         assert client.get("/essays").status_code == 403  # applicants do not review
+        assert client.get("/access").status_code == 403
+    site = console.removesuffix("/console") + f"/essays/{MODEL}"
+    for escape in ("..%2F..%2Femeritus.db", "%2e%2e/%2e%2e/emeritus.db", "/etc/passwd"):
+        assert httpx.get(f"{site}/{escape}").status_code == 404
     assert Review(store).get(draft.id).state is DraftState.PENDING
 
 
@@ -190,9 +198,43 @@ def test_an_applicant_applies_the_operator_approves_the_key_works(
         model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=8
     )
     assert answer.choices[0].message.content
+    tab.get_by_role("button", name="Sign out").click()
+
+    # A second applicant is rejected; then the operator revokes ada's key.
+    tab.goto(f"{console}/sign-up")
+    tab.get_by_label("Name (lower-case").fill("bo")
+    tab.get_by_label("Contact").fill("bo@example.org")
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Create account").click()
+    tab.goto(f"{console}/apply/{MODEL}")
+    tab.get_by_label("What will you study?").fill("Nothing in particular.")
+    tab.get_by_label("I accept the terms of use").check()
+    tab.get_by_role("button", name="Apply").click()
+    tab.get_by_role("button", name="Sign out").click()
+    sign_in(tab, console, "otto")
+    tab.get_by_role("link", name="Applications").click()
+    tab.get_by_label("Reason for a rejection").fill("The purpose is not research.")
+    tab.get_by_role("button", name="Reject bo").click()
+    assert "No applications await a decision" in tab.content()
+    tab.get_by_role("link", name="Grants and keys").click()
+    tab.screenshot(path=str(ARTIFACTS / "console-access.png"), full_page=True)
+    key_id = key.split("_")[1]  # emk_<id>_<secret>
+    revoke = tab.locator("form", has=tab.get_by_role("button", name=f"Revoke key {key_id}"))
+    revoke.get_by_label("Reason").fill("Shared in a public notebook.")
+    revoke.get_by_role("button").click()
+    assert "Revoked key" in tab.content()
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=8
+        )
+    assert errors == []
     with store.transaction() as session:
-        approved = list_events(session, kind="access.approved")
-    assert approved[-1].actor == "otto"
+        by_kind = {e.kind: e for e in list_events(session, kind="access.")}
+    assert by_kind["access.approved"].actor == "otto"
+    assert by_kind["access.rejected"].actor == "otto"
+    assert by_kind["access.key_revoked"].actor == "otto"
+    assert by_kind["access.key_created"].actor == "ada"
+    assert by_kind["access.key_revoked"].payload["key_id"] == key_id
 
 
 def test_the_watch_pages_show_archive_usage_and_signals(

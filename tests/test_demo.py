@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from emeritus.archive import Archive, verify
 from emeritus.cli import app
 from emeritus.cli.demo import NEW, OLD
+from emeritus.gateway import mock_opener, new_admin_key, running
 from emeritus.lifecycle import Availability, Registry, State
 from emeritus.report import checklist
 from emeritus.store import Settings, Store, verify_chain
@@ -61,6 +64,25 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         assert states.pop("decisions") == "todo"
         assert set(states.values()) == {"done"}, states
     assert (home / "notices" / "feed.atom").exists()
+    # The console shows the demo's archive, usage and signals to the operator it printed.
+    [password] = re.findall(r"one-time password (\S+)", result.stdout)
+    with Store.open(Settings.from_env({}, home=home)) as store:
+        opener = mock_opener()
+        with running(store, admin_key=new_admin_key(), opener=opener) as base:
+            console = base.removesuffix("/v1") + "/console"
+            with httpx.Client(base_url=console, follow_redirects=True) as client:
+                signed = client.post("/sign-in", data={"name": "operator", "password": password})
+                assert signed.status_code == 200 and "Models" in signed.text
+                archive_page = client.get("/archive").text
+                assert OLD in archive_page and "never" not in archive_page
+                usage = client.get("/usage").text
+                assert "dr-ada" in usage and usage.count("data:image/png") == 2
+                assert "User satisfaction" in client.get("/signals").text
+                model = client.get(f"/models/{OLD}").text
+                for link in ("Post-deployment report", "Migration guide", "Essay channel"):
+                    assert link in model
+                assert "<img" in client.get(f"/models/{OLD}/report").text
+                assert client.get(f"/models/{OLD}/guide").status_code == 200
     site = home / "corner" / OLD / "site"
     assert (site / "index.html").is_file() and len(list(site.glob("posts/*.txt"))) == 1
 

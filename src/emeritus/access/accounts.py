@@ -63,7 +63,15 @@ class Accounts:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def add(self, name: str, role: str, password: str, *, now: datetime | None = None) -> Account:
+    def add(
+        self,
+        name: str,
+        role: str,
+        password: str,
+        *,
+        now: datetime | None = None,
+        actor: str | None = None,
+    ) -> Account:
         name = check_principal_name(name)
         try:
             chosen = Role(role)
@@ -85,7 +93,14 @@ class Accounts:
                     created_at=now,
                 )
             )
-            audit(session, self.store, "account_added", f"account:{name}", {"role": chosen.value})
+            audit(
+                session,
+                self.store,
+                "account_added",
+                f"account:{name}",
+                {"role": chosen.value},
+                actor=actor,
+            )
         return Account(name, chosen)
 
     def all(self) -> list[Account]:

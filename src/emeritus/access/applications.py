@@ -123,6 +123,7 @@ class Applications:
                 "applied",
                 model_subject(model),
                 {"uid": row.uid, "principal": principal, "fields": sorted(checked)},
+                actor=principal,  # the applicant acts, whoever runs the gateway
             )
             if _auto(policy, record):
                 self._decide(

@@ -161,7 +161,13 @@ class Grants:
             return create_grant(session, self.store, holder, record, terms, now=now, reason=reason)
 
     def revoke(
-        self, principal: str, model: str, *, reason: str, now: datetime | None = None
+        self,
+        principal: str,
+        model: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        actor: str | None = None,
     ) -> Grant:
         if not reason.strip():
             raise InvalidInput("revoking a grant needs a --reason")
@@ -180,6 +186,7 @@ class Grants:
                 "grant_revoked",
                 model_subject(model),
                 {"uid": row.uid, "principal": principal, "reason": reason},
+                actor=actor,
             )
             return grant
 

@@ -76,6 +76,7 @@ class Keys:
         days: int = 90,
         label: str = "",
         now: datetime | None = None,
+        actor: str | None = None,
     ) -> NewKey:
         if not models:
             raise InvalidInput("a key needs at least one model in its scope (--model)")
@@ -100,10 +101,24 @@ class Keys:
             session.add(record)
             session.flush()
             info = KeyInfo.from_record(record, principal)
-            audit(session, self.store, "key_created", principal_subject(principal), info.to_dict())
+            audit(
+                session,
+                self.store,
+                "key_created",
+                principal_subject(principal),
+                info.to_dict(),
+                actor=actor,
+            )
             return NewKey(key, info)
 
-    def revoke(self, key_id: str, *, reason: str, now: datetime | None = None) -> KeyInfo:
+    def revoke(
+        self,
+        key_id: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        actor: str | None = None,
+    ) -> KeyInfo:
         if not reason.strip():
             raise InvalidInput("revoking a key needs a --reason")
         now = now or utc_now()
@@ -124,6 +139,7 @@ class Keys:
                 "key_revoked",
                 principal_subject(principal.name),
                 {"key_id": key_id, "reason": reason},
+                actor=actor,
             )
             return KeyInfo.from_record(row, principal.name)
 

@@ -66,6 +66,7 @@ def create_app(
     app.include_router(console.router)
     app.include_router(console_access.router)
     app.include_router(console_watch.router)
+    app.include_router(console.essays)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(_: Admin, gateway: Current) -> Response:

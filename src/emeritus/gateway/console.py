@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
 from emeritus.access import Accounts, Policies, Role, SignedIn
+from emeritus.archive import Archive
 from emeritus.corner import VETO_CATEGORIES, Channels, Review, publish
 from emeritus.errors import EmeritusError, NotFound
 from emeritus.gateway.common import Current
@@ -130,9 +131,52 @@ def models_page(gateway: Current, me: Me) -> HTMLResponse:
     return page("models.html", me=me, rows=rows)
 
 
+def newest(archive: Archive, model: str, name: str, prefix: str) -> str | None:
+    """The logical path of the newest `prefix.../name` in the model's object, if any."""
+    try:
+        _, inventory, _ = archive.reference(model)
+    except NotFound:  # not preserved
+        return None
+    found = None
+    for number in sorted(inventory.versions):
+        for path in inventory.versions[number].logical_paths():
+            if path.startswith(prefix) and path.endswith(f"/{name}"):
+                found = path
+    return found
+
+
+def _archived_page(gateway: Current, model: str, name: str, prefix: str, what: str) -> Response:
+    archive = Archive(gateway.store)
+    gateway.registry.get(model)
+    path = newest(archive, model, name, prefix)
+    if path is None:
+        raise HTTPException(404, f"{model} has no {what} yet")
+    return Response(archive.read_logical(model, path), media_type="text/html; charset=utf-8")
+
+
+@router.get("/models/{model}/report")
+def report_page(model: str, gateway: Current, me: Me) -> Response:
+    """The newest post-deployment report, as archived."""
+    return _archived_page(gateway, model, "report.html", "reports/", "post-deployment report")
+
+
+@router.get("/models/{model}/guide")
+def guide_page(model: str, gateway: Current, me: Me) -> Response:
+    """The newest migration guide, as archived."""
+    return _archived_page(gateway, model, "guide.html", "migration/", "migration guide")
+
+
 @router.get("/models/{model}", response_class=HTMLResponse)
 def model_page(model: str, gateway: Current, me: Me) -> HTMLResponse:
     info = gateway.registry.get(model)
+    archive = Archive(gateway.store)
+    links = []
+    if newest(archive, model, "report.html", "reports/"):
+        links.append(("Post-deployment report", f"/console/models/{model}/report"))
+    if newest(archive, model, "guide.html", "migration/"):
+        links.append(("Migration guide", f"/console/models/{model}/guide"))
+    if any(c.model == model for c in Channels(gateway.store).all()):
+        links.append(("Essay channel", f"/essays/{model}/"))
     with gateway.store.transaction() as session:
         events = list_events(session, subject=f"model:{model}")
     return page(
@@ -143,6 +187,7 @@ def model_page(model: str, gateway: Current, me: Me) -> HTMLResponse:
         if info.retired_at
         else (f"planned for {iso(info.retire_at)[:10]}" if info.retire_at else "not planned"),
         items=checklist(gateway.store, model),
+        links=links,
         events=[
             {"kind": e.kind, "actor": e.actor, "iso": iso(e.time), "day": iso(e.time)[:10]}
             for e in events
@@ -220,3 +265,21 @@ def publish_channel(model: str, gateway: Current, me: Me, csrf: Csrf) -> Respons
         me,
         f"Published {len(done.published)} new essay(s) of {model}; {done.posts} in all.",
     )
+
+
+essays = APIRouter(include_in_schema=False)
+
+
+@essays.get("/essays/{model}/{path:path}")
+def essay_site(model: str, path: str, gateway: Current) -> FileResponse:
+    """A channel's published site, public as published essays are."""
+    site = Channels(gateway.store).get(model).site
+    if not site.exists():
+        raise HTTPException(404, f"{model} has published nothing yet")
+    root = site.resolve()
+    wanted = (root / (path or "index.html")).resolve()
+    if wanted.is_dir():
+        wanted = wanted / "index.html"
+    if not wanted.is_relative_to(root) or not wanted.is_file():
+        raise HTTPException(404, "no such page")
+    return FileResponse(wanted)

@@ -15,6 +15,7 @@ from emeritus.access import (
     Applications,
     ApplicationState,
     Approval,
+    Grants,
     Keys,
     Policies,
     Principals,
@@ -24,7 +25,7 @@ from emeritus.access import (
 from emeritus.errors import Conflict, EmeritusError, NotFound
 from emeritus.gateway.common import Current
 from emeritus.gateway.console import COOKIE, Csrf, Me, check_form, page
-from emeritus.store import iso
+from emeritus.store import as_utc, iso, utc_now
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -48,7 +49,7 @@ def sign_up(
 ) -> Response:
     accounts = Accounts(gateway.store)
     try:
-        accounts.add(name, Role.APPLICANT.value, password)
+        accounts.add(name, Role.APPLICANT.value, password, actor=name)  # signed up themselves
     except EmeritusError as exc:
         return page("sign_up.html", 400, message=str(exc))
     principals = Principals(gateway.store)
@@ -146,7 +147,9 @@ def own_applications(gateway: Current, me: Me) -> Response:
 def create_key(model: str, gateway: Current, me: Me, csrf: Csrf) -> Response:
     check_form(me, csrf, Role.APPLICANT)
     try:
-        made = Keys(gateway.store).create(me.account.name, [model], label="console")
+        made = Keys(gateway.store).create(
+            me.account.name, [model], label="console", actor=me.account.name
+        )
     except EmeritusError as exc:
         return _own(gateway, me, message=str(exc))
     response = _own(gateway, me, key=made)
@@ -205,3 +208,69 @@ def reject_application(
     except EmeritusError as exc:
         return _review(gateway, me, str(exc), 400)
     return RedirectResponse("/console/applications/review", status_code=303)
+
+
+def _access(
+    gateway: Current, me: SignedIn, message: str | None = None, status: int = 200
+) -> HTMLResponse:
+    now = utc_now()
+    grants = [
+        {
+            "principal": g.principal,
+            "model": g.model,
+            "expires": iso(g.expires_at)[:10],
+            "quota": f"{g.token_quota:,} tokens a {g.period}, {g.requests_per_minute}/min",
+        }
+        for g in Grants(gateway.store).all(live_at=now)
+    ]
+    keys = [
+        {
+            "key_id": k.key_id,
+            "principal": k.principal,
+            "models": k.models,
+            "expires": iso(k.expires_at)[:10],
+        }
+        for k in Keys(gateway.store).all()
+        if k.revoked_at is None and as_utc(k.expires_at) > now
+    ]
+    return page("access.html", status, me=me, grants=grants, keys=keys, message=message)
+
+
+@router.get("/access", response_class=HTMLResponse)
+def access_page(gateway: Current, me: Me) -> HTMLResponse:
+    if me.account.role is not Role.OPERATOR:
+        return page("models.html", 403, me=me, rows=[], message="Only operators manage access.")
+    return _access(gateway, me)
+
+
+@router.post("/grants/revoke")
+def revoke_grant(
+    gateway: Current,
+    me: Me,
+    csrf: Csrf,
+    principal: Annotated[str, Form(max_length=100)],
+    model: Annotated[str, Form(max_length=100)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    check_form(me, csrf, Role.OPERATOR)
+    try:
+        Grants(gateway.store).revoke(principal, model, reason=reason, actor=me.account.name)
+    except EmeritusError as exc:
+        return _access(gateway, me, str(exc), 400)
+    return _access(gateway, me, f"Revoked the grant of {principal} for {model}.")
+
+
+@router.post("/keys/revoke/{key_id}")
+def revoke_key(
+    key_id: str,
+    gateway: Current,
+    me: Me,
+    csrf: Csrf,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    check_form(me, csrf, Role.OPERATOR)
+    try:
+        Keys(gateway.store).revoke(key_id, reason=reason, actor=me.account.name)
+    except EmeritusError as exc:
+        return _access(gateway, me, str(exc), 400)
+    return _access(gateway, me, f"Revoked key {key_id}.")
