@@ -85,10 +85,16 @@ def sign_in(
     if me is None or me.token is None:
         # 200, not 401: the form is shown again, and a browser logs a 401 as an error.
         return page("sign_in.html", message="Wrong name or password.")
-    response = RedirectResponse("/console/", status_code=303)
+    return session_started(request, me.token, "/console/")
+
+
+def session_started(request: Request, token: str, target: str) -> Response:
+    """Go on to `target` holding the session cookie: never readable by scripts, never sent
+    from another site, and only over https when the console is served over https."""
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
-        me.token,
+        token,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",

@@ -24,7 +24,7 @@ from emeritus.access import (
 )
 from emeritus.errors import Conflict, EmeritusError, NotFound
 from emeritus.gateway.common import Current
-from emeritus.gateway.console import COOKIE, Csrf, Me, check_form, page
+from emeritus.gateway.console import Csrf, Me, check_form, page, session_started
 from emeritus.store import as_utc, iso, utc_now
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -57,11 +57,7 @@ def sign_up(
         principals.add(name, tier=gateway.default_tier, contact=contact)
     me = accounts.sign_in(name, password)
     assert me is not None and me.token is not None
-    response = RedirectResponse("/console/applications", status_code=303)
-    response.set_cookie(
-        COOKIE, me.token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
-    )
-    return response
+    return session_started(request, me.token, "/console/applications")
 
 
 def _apply_page(
