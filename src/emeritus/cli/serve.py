@@ -68,6 +68,10 @@ def serve_command(
             else preserved_opener(Archive(store), reuse_prefix=prefix_cache)
         )
         console.print(f"emeritus gateway on http://{host}:{port}/v1", markup=False)
+        console.print(
+            f"console on http://{host}:{port}/console/ (accounts: emeritus access users add)",
+            markup=False,
+        )
         serve(
             store,
             host=host,
