@@ -53,9 +53,14 @@ def _trials(tmp_path: Path, count: int, seed: int) -> None:
     card.write_text("written after the first preservation\n")
     with Store.open(Settings.from_env(env)) as store:
         Registry(store).add("m")
-    started = time.perf_counter()
-    assert _run(env, "--version").wait() == 0
-    startup = time.perf_counter() - started  # interpreter and imports: no write happens there
+    # Interpreter and imports, when no write happens: the fastest of three, as a first run on a
+    # cold page cache can take seconds and push every kill past the commit.
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert _run(env, "--version").wait() == 0
+        timings.append(time.perf_counter() - started)
+    startup = min(timings)
     started = time.perf_counter()
     assert _run(env, "preserve", "m", str(model)).wait() == 0
     duration = time.perf_counter() - started

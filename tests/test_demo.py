@@ -74,7 +74,7 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
                 signed = client.post("/sign-in", data={"name": "operator", "password": password})
                 assert signed.status_code == 200 and "Models" in signed.text
                 archive_page = client.get("/archive").text
-                assert OLD in archive_page and "never" not in archive_page
+                assert OLD in archive_page and "<td>2 of 2</td>" in archive_page
                 usage = client.get("/usage").text
                 assert "dr-ada" in usage and usage.count("data:image/png") == 2
                 assert "User satisfaction" in client.get("/signals").text

@@ -3,6 +3,7 @@ sessions a sign-in creates, each with its CSRF token. Spec: docs/design/console.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -23,8 +24,13 @@ from emeritus.store import Store, as_utc, utc_now
 SESSION_HOURS = 12
 MIN_PASSWORD = 12
 _HASHER = PasswordHasher()  # argon2id with the library's current defaults
-# Verifying against this keeps a wrong name as slow as a wrong password (no name oracle).
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a wrong name as slow as a wrong password (no name oracle).
+    Made on first use: a hash costs ~0.1 s, which every command would pay at import."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class Role(StrEnum):
@@ -129,7 +135,7 @@ class Accounts:
         with self.store.transaction() as session:
             row = session.scalar(select(AccountRecord).where(AccountRecord.name == name[:100]))
             try:
-                _HASHER.verify(row.password_hash if row else _DUMMY, password)
+                _HASHER.verify(row.password_hash if row else _dummy_hash(), password)
                 good = row is not None and row.disabled_at is None
             except (VerificationError, InvalidHashError):
                 good = False
