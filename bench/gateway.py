@@ -34,15 +34,17 @@ from emeritus.store import Settings, Store, utc_now
 
 MODEL, SUCCESSOR = "smollm2-135m-instruct", "gemma-3-270m"
 ADMIN = "emadmin_bench-operator-key-0123456789"
+# Long-form requests: every answer runs to max_tokens on both sides, so both do the same work
+# (with cached prompt prefixes, greedy answers that stop early differ in length between servers).
 PROMPTS = [
-    "Write one sentence about the sea.",
-    "Give me a tip for learning to cook.",
-    "What is a prime number?",
-    "Say something kind to a friend.",
-    "Name three colours.",
-    "How do I boil an egg?",
-    "What is the capital of France?",
-    "Describe a cat in a few words.",
+    "Write a long essay about the sea.",
+    "Explain in detail how to learn to cook.",
+    "Write a long explanation of prime numbers.",
+    "Write a long letter to a friend.",
+    "Describe ten colours at length.",
+    "Explain step by step how to bake bread.",
+    "Write a long history of Paris.",
+    "Describe a cat in great detail.",
 ]
 
 
