@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -25,6 +25,7 @@ from emeritus.corner import (
     Channel,
     Channels,
     Draft,
+    Opener,
     Review,
     publish,
     tick,
@@ -47,7 +48,7 @@ ReviewerOption = Annotated[
 ]
 
 
-def _opener(store: Store) -> Any:
+def _opener(store: Store) -> Opener:
     archive = Archive(store)
 
     def opener(model: str) -> Backend:
