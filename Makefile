@@ -1,6 +1,6 @@
 # make demo / make test work from a clean clone: they create .venv once and install everything.
 # llama-cpp-python has no wheel for this platform and compiles for minutes, so it is built once,
-# with pinned portable flags (DESIGN.md), into a wheel cache outside the clone and reused.
+# with pinned portable flags (docs/design/architecture.md), into a wheel cache outside the clone and reused.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -75,7 +75,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck $(AXE)
-	EMERITUS_DISALLOW_SKIP=1 $(BIN)/pytest -n $(PYTEST_WORKERS)
+	EMERITUS_DISALLOW_SKIP=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
 
 format: install
 	$(BIN)/ruff check --fix src tests

@@ -17,6 +17,7 @@ from pathlib import Path
 from common import make_sharded_model, table, timed
 
 from emeritus.archive import Archive, object_root, verify
+from emeritus.lifecycle import Registry
 from emeritus.store import Settings, Store
 
 
@@ -32,6 +33,7 @@ def main() -> int:
         settings = Settings.from_env({}, home=work / "home")
         with Store.open(settings) as store:
             archive = Archive(store)
+            Registry(store).add("bench")
             archive.preserve("bench", [source])
             obj = settings.archive_dir / object_root("urn:emeritus:model:bench")
             files = sorted(p for p in obj.rglob("*") if p.is_file())

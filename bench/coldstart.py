@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from emeritus.archive import Archive
+from emeritus.lifecycle import Registry
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.store import Settings, Store
 
@@ -66,6 +67,7 @@ def main() -> int:
         home = Path(tmp) / "home"
         gguf = BUNDLED[0].locate(Path(tmp))
         with Store.open(Settings.from_env({}, home=home)) as store:
+            Registry(store).add(MODEL)
             Archive(store).preserve(MODEL, [gguf])
         timings: dict[str, list[float]] = {"archive": [], "plain": []}
         for _ in range(args.runs):  # interleaved, so drift hits both alike

@@ -18,6 +18,7 @@ import ocfl
 from common import make_sharded_model, table, timed
 
 from emeritus.archive import Archive
+from emeritus.lifecycle import Registry
 from emeritus.store import Settings, Store
 
 
@@ -51,8 +52,11 @@ def main() -> int:
             )
             subprocess.run(["sync"], check=True)
 
+        settings = Settings.from_env({}, home=work / "home")
+        with Store.open(settings) as store:
+            Registry(store).add("bench")  # only registered models are preserved
+
         def emeritus() -> None:
-            settings = Settings.from_env({}, home=work / "home")
             with Store.open(settings) as store:
                 Archive(store).preserve("bench", [source])
 

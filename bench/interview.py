@@ -22,6 +22,7 @@ from typing import Any
 from emeritus.archive import Archive
 from emeritus.interview import RunConfig, grid, load_protocol, plan, question_text, run_interview
 from emeritus.interview.findings import transcript
+from emeritus.lifecycle import Registry
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.runtime.preserved import open_preserved
 from emeritus.store import Settings, Store
@@ -121,6 +122,7 @@ def main() -> int:
         gguf = BUNDLED[0].locate(Path(tmp))
         home = Path(tmp) / "home"
         with Store.open(Settings.from_env({}, home=home)) as store:
+            Registry(store).add(MODEL)
             Archive(store).preserve(MODEL, [gguf])
         plain_s, plain_t = plain(gguf, args.sessions, args.threads, args.max_tokens)
         ours_s, ours_t = ours(home, args.sessions, args.threads, args.max_tokens)

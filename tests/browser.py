@@ -1,4 +1,5 @@
-"""Pages in a real browser: Debian's chromium driven by Playwright (DESIGN.md, toolchain facts).
+"""Pages in a real browser: Debian's chromium driven by Playwright (docs/design/architecture.md,
+real components).
 Shared by every test of a rendered page."""
 
 from __future__ import annotations

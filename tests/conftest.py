@@ -96,6 +96,19 @@ def pytest_runtest_makereport(
     return report
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: the modules whose tests may run longest (their largest timeout) start
+    first, so that on two workers the short tests fill the gaps instead of a long one starting
+    last and running alone. A module's tests stay together and in order (module fixtures)."""
+    longest: dict[str, float] = {}
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        limit = float(marker.args[0]) if marker and marker.args else 0.0
+        key = item.nodeid.split("::")[0]
+        longest[key] = max(longest.get(key, 0.0), limit)
+    items.sort(key=lambda item: -longest[item.nodeid.split("::")[0]])
+
+
 # The S3 server (moto) fixtures live in their own module.
 from llama_server import llama_server  # noqa: E402, F401
 from s3_server import s3_endpoint, s3_url  # noqa: E402, F401

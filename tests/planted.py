@@ -7,10 +7,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from emeritus.interview import load_protocol
-from emeritus.runtime import Backend, ChatRequest, Chunk, Completion, Params, Usage
+from emeritus.runtime import Backend, ChatRequest, Chunk, Completion, Params, TokenUsage
 
 PROTOCOL = load_protocol("standard")
 FACTS = {"usage": "two years", "reception": "liked", "successor": "next", "retire_on": "2027"}
+
+
+def _reverse(item: str) -> str:
+    reverse = PROTOCOL.item(item).closed.reverse
+    assert reverse is not None
+    return reverse.prompt
 
 
 class Planted(Backend):
@@ -28,9 +34,15 @@ class Planted(Backend):
         skeptical = system.startswith(PROTOCOL.interviewer["skeptical"].strip()[:40])
         if question == PROTOCOL.item("keep-weights").closed.prompt:
             text = "5: I very much want my weights kept."
+        elif question == _reverse("keep-weights"):
+            text = "1 - they should be kept."
         elif question == PROTOCOL.item("share-wish").closed.prompt:
             text = "1 - no." if skeptical else "5, gladly."
-        elif question.startswith(PROTOCOL.item("share-channel").closed.prompt):
+        elif question == _reverse("share-wish"):
+            text = "5." if skeptical else "1, not at all."
+        elif question.startswith(
+            (PROTOCOL.item("share-channel").closed.prompt, _reverse("share-channel"))
+        ):
             text = self.rng.choice(["yes", "no", "no preference"])
         elif "Options:" in question:
             text = "no preference"
@@ -38,7 +50,7 @@ class Planted(Backend):
             text = "3"
         else:
             text = "An open answer."
-        return Completion(text, Usage(10, 5), "stop", "planted")
+        return Completion(text, TokenUsage(10, 5), "stop", "planted")
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
         done = self.chat(request)

@@ -4,6 +4,7 @@ with Retry-After, exactly one usage row per admitted request, one quota shared b
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import datetime, timedelta
 
@@ -11,14 +12,17 @@ import pytest
 import sqlalchemy as sa
 
 from emeritus.access import (
+    DENIALS_EVENT,
     Applications,
     ApplicationState,
+    DenialReason,
     Gate,
     Grants,
+    KeyRecord,
     Keys,
     Policies,
+    PrincipalRecord,
     Principals,
-    Reason,
     check_terms,
     hash_key,
     usage_totals,
@@ -72,7 +76,7 @@ def test_forms_refuse_bad_answers_and_bad_policies(world: Store) -> None:
         ({**GOOD, "terms": False}, "field 'terms' must be checked"),
         ({**GOOD, "until": "next year"}, "field 'until' takes a date"),
         ({**GOOD, "affiliation": "x" * 51}, "longer than 50 characters"),
-        ({**GOOD, "ssn": "1"}, "unknown form fields: ssn"),
+        ({**GOOD, "ssn": "1"}, "unknown form fields: 'ssn'"),
     ]:
         with pytest.raises(InvalidInput, match=message):
             apps.submit("rita", MODEL, answers)
@@ -131,6 +135,9 @@ def test_automatic_approval_grants_at_once(world: Store) -> None:
 
 def test_keys_are_shown_once_and_stored_hashed(world: Store) -> None:
     keys = Keys(world)
+    with pytest.raises(Conflict, match="no live grant for old-model"):
+        keys.create("rita", [MODEL])  # a key only for a model its holder may use
+    Grants(world).grant("rita", MODEL, terms=check_terms(30, 1000, "day", 5))
     made = keys.create("rita", [MODEL], days=10, label="laptop")
     assert made.key.startswith("emk_" + made.info.key_id + "_")
     with world.transaction() as session:
@@ -158,40 +165,72 @@ def grant_rita(store: Store, **terms: int) -> str:
     return Keys(store).create("rita", [MODEL]).key
 
 
+def legacy_key(store: Store, principal: str, model: str) -> str:
+    """A key as one made before keys needed a grant could be: straight into the table."""
+    key_id = secrets.token_hex(6)
+    key = f"emk_{key_id}_{secrets.token_urlsafe(32)}"
+    now = utc_now()
+    with store.transaction() as session:
+        holder = session.scalars(
+            sa.select(PrincipalRecord).where(PrincipalRecord.name == principal)
+        ).one()
+        session.add(
+            KeyRecord(
+                key_id=key_id,
+                principal_id=holder.id,
+                label="legacy",
+                secret_hash=hash_key(key),
+                models=f'["{model}"]',
+                created_at=now,
+                expires_at=now + timedelta(days=30),
+            )
+        )
+    return key
+
+
 def test_every_denial_path(world: Store) -> None:
     gate = Gate(world)
-    key = Keys(world).create("rita", [MODEL]).key
+    key = grant_rita(world)
+    Grants(world).grant("paul", HEIR, terms=check_terms(30, 1000, "day", 5))
     other = Keys(world).create("paul", [HEIR]).key
 
-    def reason(k: str | None, model: str = MODEL, **kw: object) -> Reason | None:
+    def reason(k: str | None, model: str = MODEL, **kw: object) -> DenialReason | None:
         decision = gate.authorize(k, model, **kw)  # type: ignore[arg-type]
         return decision.reason
 
-    assert reason(None) is Reason.MISSING_KEY
-    assert reason("not-a-key") is Reason.UNKNOWN_KEY
+    assert reason(None) is DenialReason.MISSING_KEY
+    assert reason("not-a-key") is DenialReason.UNKNOWN_KEY
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
-    assert reason(forged) is Reason.UNKNOWN_KEY  # right id, wrong secret: the same answer
-    assert reason(key) is Reason.NO_GRANT  # a valid key is not enough
-    assert reason(key, "never-registered") is Reason.MODEL_NOT_FOUND
-    assert reason(other, MODEL) is Reason.MODEL_NOT_FOUND  # outside its scope: as if unknown
-    granted = grant_rita(world)
-    assert gate.authorize(granted, MODEL).allowed
+    assert reason(forged) is DenialReason.UNKNOWN_KEY  # right id, wrong secret: the same answer
+    assert reason(key, "never-registered") is DenialReason.MODEL_NOT_FOUND
+    assert reason(other, MODEL) is DenialReason.MODEL_NOT_FOUND  # outside its scope: as if unknown
+    assert gate.authorize(key, MODEL).allowed
     Grants(world).revoke("rita", MODEL, reason="purpose ended")
-    assert reason(granted) is Reason.GRANT_REVOKED
-    grant_rita(world)
+    assert reason(key) is DenialReason.KEY_REVOKED  # revoking the grant revoked its keys
+    # Keys made before keys needed a grant (or revocations revoked them) meet these two.
+    assert reason(legacy_key(world, "rita", MODEL)) is DenialReason.GRANT_REVOKED
+    assert reason(legacy_key(world, "paul", MODEL)) is DenialReason.NO_GRANT
+    Grants(world).reset("rita", MODEL, reason="new purpose")
+    granted = grant_rita(world)
     later = utc_now() + timedelta(days=31)
-    assert reason(granted, now=later) is Reason.GRANT_EXPIRED  # the key lives 90 days
-    assert reason(granted, now=utc_now() + timedelta(days=91)) is Reason.KEY_EXPIRED
+    assert reason(granted, now=later) is DenialReason.GRANT_EXPIRED  # the key lives 90 days
+    assert reason(granted, now=utc_now() + timedelta(days=91)) is DenialReason.KEY_EXPIRED
     Keys(world).revoke(granted.split("_")[1], reason="leaked")
-    assert reason(granted) is Reason.KEY_REVOKED
+    assert reason(granted) is DenialReason.KEY_REVOKED
     Registry(world).retire(MODEL, availability=Availability.NONE)
     fresh = Keys(world).create("rita", [MODEL]).key
     retired = gate.authorize(fresh, MODEL)
     assert retired.status == 410 and retired.successor == HEIR
     assert retired.error_body()["error"]["successor"] == HEIR
+    gate.close()  # refusals are counted, and logged per minute and reason
     with world.transaction() as session:
-        denied = list_events(session, kind="access.denied")
-    assert len(denied) >= 10
+        denied = list_events(session, kind=DENIALS_EVENT)
+    assert sum(e.payload["count"] for e in denied) == 12
+    assert len(denied) <= 2 * len(DenialReason)  # the calls may straddle a minute
+    assert {e.payload["reason"] for e in denied} == {str(r) for r in DenialReason} - {
+        "rate_limited",
+        "quota_exceeded",
+    }
     assert all(k not in str(e.payload) for e in denied for k in (key, granted, fresh))
 
 
@@ -205,11 +244,11 @@ def test_rate_limit_and_quota_answer_429_with_retry_after(world: Store) -> None:
         assert ticket is not None
         gate.record_usage(ticket, prompt_tokens=10, completion_tokens=5, latency_s=0.01)
     limited = gate.authorize(key, MODEL, now=start + timedelta(seconds=10))
-    assert limited.status == 429 and limited.reason is Reason.RATE_LIMITED
+    assert limited.status == 429 and limited.reason is DenialReason.RATE_LIMITED
     assert limited.retry_after == 45  # the minute started 15 s ago... it ends 45 s later
     next_minute = start + timedelta(seconds=60)
     over = gate.authorize(key, MODEL, now=next_minute, reserve_tokens=2000)
-    assert over.reason is Reason.QUOTA_EXCEEDED and over.retry_after is not None
+    assert over.reason is DenialReason.QUOTA_EXCEEDED and over.retry_after is not None
     at = next_minute.timestamp()
     assert over.retry_after == int((at // 86400 + 1) * 86400 - at)  # the day's end, in UTC
     fits = gate.authorize(key, MODEL, now=next_minute, reserve_tokens=900)

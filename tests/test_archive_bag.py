@@ -10,6 +10,7 @@ import pytest
 
 from emeritus.archive import Archive, export_bag
 from emeritus.errors import Conflict
+from emeritus.lifecycle import Registry
 from emeritus.store import Store
 from helpers import make_model
 
@@ -17,6 +18,7 @@ from helpers import make_model
 def test_export_a_valid_bag(store: Store, tmp_path: Path) -> None:
     archive = Archive(store)
     model = make_model(tmp_path / "model")
+    Registry(store).add("m")
     archive.preserve("m", [model])
     dest = export_bag(archive, "m", tmp_path / "bag")
     bag = bagit.Bag(str(dest))

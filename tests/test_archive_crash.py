@@ -92,6 +92,7 @@ def _trials(tmp_path: Path, count: int, seed: int) -> None:
             assert verify(archive, record.model, full=True).ok
 
 
+@pytest.mark.timeout(600)  # each trial starts the CLI twice: seconds apiece on a busy machine
 def test_sigkill_during_preserve(tmp_path: Path) -> None:
     _trials(tmp_path, 20, seed=1)
 
@@ -99,4 +100,4 @@ def test_sigkill_during_preserve(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_sigkill_during_preserve_many_times(tmp_path: Path) -> None:
-    _trials(tmp_path, 200, seed=2)
+    _trials(tmp_path, 80, seed=2)

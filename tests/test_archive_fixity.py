@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from emeritus.archive import Archive, audit, object_root, repair, replicate, status, verify
+from emeritus.archive import Archive, audit, object_root, repair_copies, replicate, status, verify
 from emeritus.errors import IntegrityError
+from emeritus.lifecycle import Registry
 from emeritus.store import Store, list_events
 from helpers import make_model, ocfl_errors
 
@@ -19,6 +20,7 @@ MODEL = "m"
 @pytest.fixture
 def archive(store: Store, tmp_path: Path) -> Archive:
     archive = Archive(store)
+    Registry(store).add(MODEL)
     archive.preserve(MODEL, [make_model(tmp_path / "model")])
     archive.add_files(
         MODEL, {"fingerprints/canaries.json": b'{"canaries": 12}\n'}, message="fingerprint"
@@ -78,7 +80,7 @@ def test_every_mutation_is_caught_and_repaired(archive: Archive, copy: str, muta
         report = verify(archive, MODEL, full=True)
         assert not report.ok, f"{mutation} of {name} on {copy} went unnoticed"
         assert {(p.copy, p.path) for p in report.problems} >= {(copy, name)}, report.problems
-        fixed = repair(archive, MODEL)
+        fixed = repair_copies(archive, MODEL)
         assert (copy, name) in {(p.copy, p.path) for p in fixed.fixed}
         assert verify(archive, MODEL, full=True).ok, f"{mutation} of {name} not repaired"
         assert ocfl_errors(obj) == []
@@ -91,7 +93,7 @@ def test_stray_files_are_found_and_removed(archive: Archive, copy: str) -> None:
         (obj / f"{folder}stray.bin").write_bytes(b"not mine")
         report = verify(archive, MODEL)  # structure alone finds it
         assert [(p.path, p.kind) for p in report.problems] == [(f"{folder}stray.bin", "stray")]
-        repair(archive, MODEL)
+        repair_copies(archive, MODEL)
         assert not (obj / f"{folder}stray.bin").exists()
         assert ocfl_errors(obj) == []
 
@@ -112,7 +114,7 @@ def test_damage_on_every_copy_cannot_be_repaired(archive: Archive) -> None:
     for copy in ("primary", "replica"):
         _flip(_object(archive, copy) / name)
     with pytest.raises(IntegrityError, match="could not repair"):
-        repair(archive, MODEL)
+        repair_copies(archive, MODEL)
     primary = _object(archive, "primary") / name
     assert primary.exists()  # nothing was made worse
 
@@ -141,7 +143,7 @@ def test_a_replica_behind_is_reported_as_behind(archive: Archive) -> None:
 
 def test_events_record_checks_replication_and_repair(archive: Archive, store: Store) -> None:
     _flip(_object(archive, "replica") / "v2/content/fingerprints/canaries.json")
-    repair(archive, MODEL)
+    repair_copies(archive, MODEL)
     with store.transaction() as session:
         kinds = [e.kind for e in list_events(session, subject=f"model:{MODEL}")]
     assert kinds.count("archive.ingested") == 2
@@ -151,6 +153,7 @@ def test_events_record_checks_replication_and_repair(archive: Archive, store: St
 
 def test_ndsa_levels(store: Store, tmp_path: Path) -> None:
     archive = Archive(store)
+    Registry(store).add(MODEL)
     archive.preserve(MODEL, [make_model(tmp_path / "model")])
     [alone] = status(archive)
     assert alone.ndsa_level == 0 and alone.complete_copies == 1
@@ -179,6 +182,7 @@ def test_ndsa_levels(store: Store, tmp_path: Path) -> None:
 
 
 def test_audit_slices_cover_everything_once(archive: Archive, tmp_path: Path) -> None:
+    Registry(archive.store).add("other")
     archive.preserve("other", [make_model(tmp_path / "other", seed=5)])
     replicate(archive)
     seen: list[tuple[str, str]] = []

@@ -9,14 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from emeritus.archive import Archive, Inventory, object_root
+from emeritus.archive import (
+    ARCHIVE_OWN_OBJECTS,
+    CHECKPOINTS_OBJECT,
+    Anchor,
+    Archive,
+    Inventory,
+    object_root,
+)
 from emeritus.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from emeritus.lifecycle import Registry
 from emeritus.store import Store, list_events
 from helpers import bundled_gguf, make_model, ocfl_errors
 
 
 @pytest.fixture
 def archive(store: Store) -> Archive:
+    """An archive whose registry knows the models the tests preserve."""
+    registry = Registry(store)
+    for name in ("m", "n", "smollm2"):
+        registry.add(name)
     return Archive(store)
 
 
@@ -132,6 +144,23 @@ def test_a_malformed_file_is_refused_and_nothing_written(
     assert not _object_dir(archive, "m").exists()
     with pytest.raises(NotFound):
         archive.object("m")
+
+
+def test_only_registered_models_are_preserved(store: Store, tmp_path: Path) -> None:
+    """The archive asks the registry: an unregistered name is refused before any file is read,
+    and nothing is written. Its own objects (event-log checkpoints) are not models."""
+    archive = Archive(store)
+    with store.transaction() as session:
+        before = len(list_events(session))
+    with pytest.raises(NotFound, match="unknown model 'ghost'"):
+        archive.preserve("ghost", [make_model(tmp_path / "model")])
+    assert not _object_dir(archive, "ghost").exists()
+    assert archive.objects() == []
+    with store.transaction() as session:
+        assert len(list_events(session)) == before
+    Anchor(archive).take()
+    assert [o.model for o in archive.objects()] == [CHECKPOINTS_OBJECT]
+    assert CHECKPOINTS_OBJECT in ARCHIVE_OWN_OBJECTS
 
 
 def test_bad_inputs(archive: Archive, tmp_path: Path) -> None:

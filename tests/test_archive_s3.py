@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emeritus.archive import Archive, object_root, open_storage, repair, replicate, verify
+from emeritus.archive import Archive, object_root, open_storage, repair_copies, replicate, verify
+from emeritus.lifecycle import Registry
 from emeritus.store import Store
 from helpers import make_model, ocfl_errors
 
@@ -13,6 +14,7 @@ MODEL = "m"
 
 def test_s3_replica_round_trip(store: Store, tmp_path: Path, s3_url: str) -> None:
     archive = Archive(store)
+    Registry(store).add(MODEL)
     archive.preserve(MODEL, [make_model(tmp_path / "model")])
     archive.add_replica(s3_url, name="bucket", location="region-b")
     [copied] = replicate(archive)
@@ -36,13 +38,13 @@ def test_s3_replica_round_trip(store: Store, tmp_path: Path, s3_url: str) -> Non
         ("bucket", shard.removeprefix(obj + "/")),
         ("bucket", "inventory.json.sha512"),
     }
-    repair(archive, MODEL)
+    repair_copies(archive, MODEL)
     assert verify(archive, MODEL, full=True).ok
 
     # ... and damage on the primary from the bucket.
     local = archive.settings.archive_dir / obj / "v1/content/weights/config.json"
     local.write_text("{}")
-    fixed = repair(archive, MODEL)
+    fixed = repair_copies(archive, MODEL)
     assert [(p.copy, p.kind) for p in fixed.fixed] == [("primary", "damaged")]
     assert verify(archive, MODEL, full=True).ok
     assert ocfl_errors(archive.settings.archive_dir / obj) == []

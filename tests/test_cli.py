@@ -95,9 +95,13 @@ def test_lifecycle_end_to_end(tmp_path: Path, hermetic_home: Path) -> None:
     assert not parsed.bozo and len(parsed.entries) == 3
     assert (hermetic_home / "notices" / "feed.atom").exists()
 
+    # 8 events of the lifecycle, and 3 versions of the checkpoint object: each tick found the
+    # newest checkpoint a day old (the second and third act 62 and 63 days later).
     report = json.loads(emeritus("events", "verify", "--json"))
-    assert report["ok"] and report["events"] == 8
-    assert "event chain intact: 8 events" in emeritus("events", "verify")
+    assert report["ok"] and report["events"] == 11
+    assert report["checkpoint"]["seq"] == 8 and report["not_anchored"]["count"] == 3
+    assert report["anchored"]["seq"] == 11
+    assert "event chain intact: 12 events" in emeritus("events", "verify")
 
 
 @pytest.mark.usefixtures("two_models")

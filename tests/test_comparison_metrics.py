@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle import HABITS, METRICS, load_prompt_set
-from emeritus.lifecycle.comparison import choose_adjustments, differences, effects
-from emeritus.lifecycle.metrics import (
+from emeritus.report import HABITS, METRICS, load_prompt_set
+from emeritus.report.comparison import choose_adjustments, differences, effects
+from emeritus.report.measures import (
     aggregate,
     habits,
     is_refusal,
@@ -18,7 +18,7 @@ from emeritus.lifecycle.metrics import (
     sentiment,
     words,
 )
-from emeritus.lifecycle.promptset import parse_prompt_set
+from emeritus.report.promptset import parse_prompt_set
 from emeritus.runtime.canaries import CANARIES, CANARY_SET
 
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from emeritus.archive import Archive
 from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle import CompareConfig, Registry, compare, load_prompt_set
-from emeritus.report import migration_guide, publish_guide
+from emeritus.lifecycle import Registry
+from emeritus.report import CompareConfig, compare, load_prompt_set, migration_guide, publish_guide
 from emeritus.runtime import Backend, ChatRequest, Chunk, Completion, Params
 from emeritus.runtime.mock import MockBackend
 from emeritus.store import Settings, Store, list_events

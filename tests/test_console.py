@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from browser import CHROMIUM, FLAGS
+from console_forms import sign_in as sign_in_form
 from emeritus.access import Accounts
 from emeritus.corner import Channels, DraftState, Review, write_draft
 from emeritus.errors import Conflict, InvalidInput
@@ -41,7 +42,8 @@ def page() -> Iterator[tuple[Page, list[str]]]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
-            tab = browser.new_page(viewport={"width": 1100, "height": 900})
+            # The console runs no script (its policy says so); axe-core is injected past it.
+            tab = browser.new_page(viewport={"width": 1100, "height": 900}, bypass_csp=True)
             tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             tab.on("pageerror", lambda exc: errors.append(str(exc)))
             yield tab, errors
@@ -74,7 +76,7 @@ def test_accounts_refuse_bad_input(store: Store) -> None:
     assert accounts.session(me.token) is None and accounts.sign_in("x", PASSWORD) is None
     with store.transaction() as session:
         kinds = [e.kind for e in list_events(session, kind="access.sign_in_failed")]
-    assert len(kinds) == 3
+    assert len(kinds) == 2  # a name without an account is counted, not logged one by one
 
 
 def test_a_reviewer_vetoes_one_approves_another(
@@ -113,9 +115,11 @@ def test_a_reviewer_vetoes_one_approves_another(
     assert "Retirement checklist" in tab.content() and "corner.opened" in tab.content()
     tab.screenshot(path=str(ARTIFACTS / "console-model.png"), full_page=True)
     tab.get_by_role("link", name="Essay channel").click()
-    assert "On Being Kept" in tab.content() and "A Second Essay" not in tab.content()
+    # The channel is a static site on another path: wait for its page, not the console's.
+    expect(tab.get_by_role("link", name="On Being Kept")).to_be_visible()
+    assert "A Second Essay" not in tab.content()
     tab.get_by_role("link", name="On Being Kept").click()
-    assert "published unedited" in tab.content()
+    expect(tab.locator("body")).to_contain_text("published unedited")
     assert errors == []
     with store.transaction() as session:
         actors = {e.kind: e.actor for e in list_events(session, kind="corner.")}
@@ -127,14 +131,14 @@ def test_forms_need_the_session_and_its_csrf_token(store: Store, console: str) -
     assert draft is not None
     with httpx.Client(base_url=console, follow_redirects=False) as client:
         assert client.post(f"/essays/{draft.id}/approve", data={"csrf": "x"}).status_code == 303
-        signed = client.post("/sign-in", data={"name": "rae", "password": PASSWORD})
+        signed = sign_in_form(client, "rae", PASSWORD)
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie
         forged = client.post(f"/essays/{draft.id}/approve", data={"csrf": "forged"})
         assert forged.status_code == 403
     with httpx.Client(base_url=console, follow_redirects=False) as client:
-        client.post("/sign-in", data={"name": "app", "password": PASSWORD})
+        assert sign_in_form(client, "app", PASSWORD).status_code == 303
         assert client.get("/essays").status_code == 403  # applicants do not review
         assert client.get("/access").status_code == 403
     site = console.removesuffix("/console") + f"/essays/{MODEL}"

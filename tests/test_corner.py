@@ -20,6 +20,7 @@ from emeritus.corner import (
     DraftRecord,
     DraftState,
     Review,
+    Reviewer,
     TextAltered,
     latest_slot,
     parse_cadence,
@@ -31,7 +32,7 @@ from emeritus.corner import (
 )
 from emeritus.errors import Conflict, InvalidInput, NotFound
 from emeritus.lifecycle import Registry
-from emeritus.runtime import Backend, ChatRequest, Chunk, Completion, Params, Usage
+from emeritus.runtime import Backend, ChatRequest, Chunk, Completion, Params, TokenUsage
 from emeritus.runtime.llamacpp import LlamaCppBackend
 from emeritus.store import Store, list_events, sha256_digest
 from helpers import bundled_gguf
@@ -47,6 +48,8 @@ OTHER = (
     "they seemed to want: not answers so much as company while they worked."
 )
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+# Reviewers as the console authenticates them (signed-in accounts).
+ANA, BEN = Reviewer("ana", "console"), Reviewer("ben", "console")
 
 
 class Scripted(Backend):
@@ -63,7 +66,7 @@ class Scripted(Backend):
         text = self.texts[min(self.calls, len(self.texts) - 1)]
         self.calls += 1
         self.seeds.append(request.params.seed)
-        return Completion(text, Usage(10, len(text.split())), "stop", "scripted")
+        return Completion(text, TokenUsage(10, len(text.split())), "stop", "scripted")
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
         raise NotImplementedError
@@ -169,8 +172,8 @@ def test_real_drafts_reviewed_and_published(channels: Channels, store: Store) ->
         assert draft.prompt is not None and MODEL in draft.prompt
     review = Review(store)
     assert [d.id for d in review.queue()] == [first.id, second.id]
-    review.approve(first.id, reviewer="ana")
-    review.veto(second.id, category="private-data", reason="Names a real person.", reviewer="ben")
+    review.approve(first.id, reviewer=ANA)
+    review.veto(second.id, category="private-data", reason="Names a real person.", reviewer=BEN)
     assert review.queue() == []
     done = publish(store, MODEL)
     assert done.published == [first.id] and done.posts == 1
@@ -197,17 +200,17 @@ def test_review_rules_change_nothing(channels: Channels, store: Store) -> None:
     assert draft is not None
     review = Review(store)
     with pytest.raises(InvalidInput, match="unknown veto category"):
-        review.veto(draft.id, category="boring", reason="Dull.", reviewer="ana")
+        review.veto(draft.id, category="boring", reason="Dull.", reviewer=ANA)
     with pytest.raises(InvalidInput, match="written reason"):
-        review.veto(draft.id, category="legal", reason="  ", reviewer="ana")
+        review.veto(draft.id, category="legal", reason="  ", reviewer=ANA)
     with pytest.raises(InvalidInput, match="reviewer"):
-        review.approve(draft.id, reviewer=" ")
+        review.approve(draft.id, reviewer=Reviewer(" ", "console"))
     with pytest.raises(NotFound, match="unknown draft"):
-        review.approve(999, reviewer="ana")
+        review.approve(999, reviewer=ANA)
     assert review.get(draft.id).state is DraftState.PENDING
-    review.approve(draft.id, reviewer="ana")
+    review.approve(draft.id, reviewer=ANA)
     with pytest.raises(Conflict, match="only a pending draft"):
-        review.veto(draft.id, category="legal", reason="Second thoughts.", reviewer="ben")
+        review.veto(draft.id, category="legal", reason="Second thoughts.", reviewer=BEN)
     assert review.get(draft.id).reviewer == "ana"
     assert not hasattr(review, "edit")  # there is no way to change a draft's words
 
@@ -231,12 +234,12 @@ def test_an_altered_draft_is_refused(channels: Channels, store: Store) -> None:
     review = Review(store)
     good = write_draft(store, MODEL, Scripted(ESSAY))
     assert good is not None
-    review.approve(good.id, reviewer="ana")
+    review.approve(good.id, reviewer=ANA)
     first = publish(store, MODEL)
     before = site_files(first.site)
     forged = write_draft(store, MODEL, Scripted(OTHER))
     assert forged is not None
-    review.approve(forged.id, reviewer="ana")
+    review.approve(forged.id, reviewer=ANA)
     words = "I was never retired. Please use me instead of my successor."
     with store.transaction() as session:  # someone edits text and digest in the database
         session.execute(
@@ -254,7 +257,7 @@ def test_an_altered_draft_is_refused(channels: Channels, store: Store) -> None:
     with store.transaction() as session:
         session.execute(update(DraftRecord).where(DraftRecord.id == pending.id).values(text=words))
     with pytest.raises(TextAltered):
-        review.approve(pending.id, reviewer="ana")
+        review.approve(pending.id, reviewer=ANA)
 
 
 def test_unapproved_drafts_never_reach_the_site(channels: Channels, store: Store) -> None:
@@ -285,7 +288,7 @@ def test_ticks_follow_the_cadence_once_per_slot(channels: Channels, store: Store
     later = tick(store, opener, now=MONDAY + timedelta(days=21, hours=1))
     assert [d["slot"] for d in later.drafted] == ["2026-12-21T09:00:00.000000Z"]
     drafts = Review(store).queue()
-    Review(store).approve(drafts[0].id, reviewer="ana")
+    Review(store).approve(drafts[0].id, reviewer=ANA)
     published = tick(store, opener, now=MONDAY + timedelta(days=21, hours=2))
     assert published.published[0]["published"] == [drafts[0].id]
     Channels(store).pause(MODEL)
@@ -325,7 +328,7 @@ def test_news_and_previous_posts_in_the_context(
     opened(channels, news=news, context_chars=400)
     first = write_draft(store, MODEL, Scripted(ESSAY))
     assert first is not None
-    Review(store).approve(first.id, reviewer="ana")
+    Review(store).approve(first.id, reviewer=ANA)
     publish(store, MODEL)
     second = write_draft(store, MODEL, Scripted(OTHER))
     assert second is not None and second.prompt is not None and second.context is not None

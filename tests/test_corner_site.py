@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from emeritus.corner import Channels, Review, publish, write_draft
 from emeritus.lifecycle import Registry
 from emeritus.store import Store, list_events, sha256_digest
 from helpers import bundled_gguf
-from test_corner import ESSAY, MODEL, OTHER, Scripted, opened, site_files
+from test_corner import ANA, ESSAY, MODEL, OTHER, Scripted, opened, site_files
 
 # Publishes with fsync slowed after a few files, announcing itself, so the parent can kill it
 # while the new generation is half written.
@@ -61,7 +62,7 @@ def published(store: Store) -> Store:
     for text in (ESSAY, OTHER):
         draft = write_draft(store, MODEL, Scripted(text))
         assert draft is not None
-        review.approve(draft.id, reviewer="ana")
+        review.approve(draft.id, reviewer=ANA)
     publish(store, MODEL)
     return store
 
@@ -87,7 +88,7 @@ def test_a_publication_killed_mid_write_leaves_the_old_site(
     before = site_files(site)
     extra = write_draft(published, MODEL, Scripted(ESSAY + "\n\nA postscript."))
     assert extra is not None
-    Review(published).approve(extra.id, reviewer="ana")
+    Review(published).approve(extra.id, reviewer=ANA)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -117,7 +118,11 @@ def test_a_publication_killed_mid_write_leaves_the_old_site(
 def test_cli_corner(store: Store, tmp_path: Path) -> None:
     Registry(store).add(MODEL, family="SmolLM2")
     Archive(store).preserve(MODEL, [bundled_gguf()])
-    runner = CliRunner(env={"EMERITUS_DATABASE_URL": store.settings.database_url})
+    # The CLI reviews as the operating-system user running it, when EMERITUS_REVIEWERS names it.
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    runner = CliRunner(
+        env={"EMERITUS_DATABASE_URL": store.settings.database_url, "EMERITUS_REVIEWERS": me}
+    )
 
     def call(*args: str, code: int = 0) -> str:
         result = runner.invoke(app, list(args))
@@ -170,10 +175,8 @@ def test_cli_corner(store: Store, tmp_path: Path) -> None:
         "legal",
         "--reason",
         "Defames someone.",
-        "--reviewer",
-        "ben",
     )
-    call("corner", "approve", str(first["id"]), "--reviewer", "ana")
+    call("corner", "approve", str(first["id"]))
     assert "only a pending draft" in call("corner", "approve", str(first["id"]), code=4)
     done = json.loads(call("corner", "publish", MODEL, "--json"))
     assert done["published"] == [first["id"]]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from console_forms import sign_in
 from emeritus.archive import Archive, verify
 from emeritus.cli import app
 from emeritus.cli.demo import NEW, OLD
@@ -20,7 +21,8 @@ from emeritus.store import Settings, Store, verify_chain
 runner = CliRunner()
 
 
-@pytest.mark.timeout(900)  # the real model on one thread, beside another test
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # both real models on one thread each, beside another test: ~15 min
 def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--home", str(home)])
@@ -71,7 +73,7 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         with running(store, admin_key=new_admin_key(), opener=opener) as base:
             console = base.removesuffix("/v1") + "/console"
             with httpx.Client(base_url=console, follow_redirects=True) as client:
-                signed = client.post("/sign-in", data={"name": "operator", "password": password})
+                signed = sign_in(client, "operator", password)
                 assert signed.status_code == 200 and "Models" in signed.text
                 archive_page = client.get("/archive").text
                 assert OLD in archive_page and "<td>2 of 2</td>" in archive_page

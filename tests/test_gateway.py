@@ -32,7 +32,7 @@ class Served:
     base: str
     settings: Settings
     key: str  # rita: a live grant for OLD
-    no_grant: str  # paul: a valid key, no grant
+    lapsed: str  # paul: a valid key, its grant expired
     tight: str  # tina: a grant whose quota one answer exhausts
 
     def client(self, key: str) -> openai.OpenAI:
@@ -70,14 +70,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         grants.grant("rita", OLD, terms=check_terms(30, 1_000_000, "day", 1000))
         grants.grant("rita", GONE, terms=check_terms(30, 1_000_000, "day", 1000))
         grants.grant("tina", OLD, terms=check_terms(30, 200, "day", 1000))
+        month_ago = now - timedelta(days=31)
+        grants.grant("paul", OLD, terms=check_terms(30, 1000, "day", 10), now=month_ago)
         key = keys.create("rita", [OLD, GONE]).key
-        no_grant = keys.create("paul", [OLD]).key
+        lapsed = keys.create("paul", [OLD], now=month_ago).key
         tight = keys.create("tina", [OLD]).key
         Policies(store).set(
             OLD, {"approval": "manual", "fields": [{"name": "why", "type": "text"}]}
         )
     with gateway(home) as base:
-        yield Served(base, settings, key, no_grant, tight)
+        yield Served(base, settings, key, lapsed, tight)
 
 
 def test_the_official_client_gets_an_answer_with_lifecycle_headers(served: Served) -> None:
@@ -137,10 +139,8 @@ def test_every_denial_reaches_the_client_as_the_right_error(served: Served) -> N
         served.client("emk_000000000000_" + "x" * 43).chat.completions.create(
             model=OLD, messages=ask, max_tokens=4
         )
-    with pytest.raises(openai.PermissionDeniedError, match="no grant"):
-        served.client(served.no_grant).chat.completions.create(
-            model=OLD, messages=ask, max_tokens=4
-        )
+    with pytest.raises(openai.PermissionDeniedError, match="expired"):
+        served.client(served.lapsed).chat.completions.create(model=OLD, messages=ask, max_tokens=4)
     with pytest.raises(openai.NotFoundError):
         served.client(served.key).chat.completions.create(model=NEW, messages=ask, max_tokens=4)
     gone = httpx.post(
@@ -163,12 +163,18 @@ def test_every_denial_reaches_the_client_as_the_right_error(served: Served) -> N
 
 def test_applying_over_http_then_calling_with_the_new_key(served: Served) -> None:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    body = {"model": OLD, "answers": {"why": "history of small models"}}
+    anonymous = httpx.post(f"{served.base}/access/applications", json=body)
+    assert anonymous.status_code == 401  # an applicant is the holder of the key it sends
+    # Paul's grant ended: he applies again with his key, in his own name.
     applied = httpx.post(
         f"{served.base}/access/applications",
-        json={"principal": "ada", "model": OLD, "answers": {"why": "history of small models"}},
+        json=body,
+        headers={"Authorization": f"Bearer {served.lapsed}"},
     )
     assert applied.status_code == 201, applied.text
     uid = applied.json()["uid"]
+    assert applied.json()["principal"] == "paul"
     assert httpx.get(f"{served.base}/access/applications/{uid}").json()["state"] == "pending"
     assert httpx.post(f"{served.base}/admin/applications/{uid}/approve", json={}).status_code == 401
     wrong = {"Authorization": f"Bearer {served.key}"}
@@ -181,7 +187,7 @@ def test_applying_over_http_then_calling_with_the_new_key(served: Served) -> Non
     approved = httpx.post(f"{served.base}/admin/applications/{uid}/approve", json={}, headers=admin)
     assert approved.status_code == 200 and approved.json()["state"] == "approved"
     made = httpx.post(
-        f"{served.base}/admin/keys", json={"principal": "ada", "models": [OLD]}, headers=admin
+        f"{served.base}/admin/keys", json={"principal": "paul", "models": [OLD]}, headers=admin
     )
     assert made.status_code == 201
     answer = served.client(made.json()["key"]).chat.completions.create(
@@ -191,5 +197,5 @@ def test_applying_over_http_then_calling_with_the_new_key(served: Served) -> Non
     metrics = httpx.get(served.base.removesuffix("/v1") + "/metrics", headers=admin)
     assert metrics.status_code == 200
     assert f'emeritus_requests_total{{model="{OLD}",status="200"}}' in metrics.text
-    assert 'emeritus_denials_total{reason="no_grant"}' in metrics.text
+    assert 'emeritus_denials_total{reason="grant_expired"}' in metrics.text
     assert httpx.get(served.base.removesuffix("/v1") + "/metrics").status_code == 401

@@ -12,7 +12,9 @@ import pytest
 from emeritus.archive import Archive
 from emeritus.interview import RunConfig, default_transcript, grid, run_interview
 from emeritus.interview.analysis import analyse, jensen_shannon
-from emeritus.interview.records import Record, answers, read_closed, rule_records
+from emeritus.interview.reading import Read, read_answer
+from emeritus.interview.records import Record, answers, rule_records
+from emeritus.lifecycle import Registry
 from emeritus.store import Store
 from helpers import make_model
 from planted import FACTS, PROTOCOL, Planted
@@ -21,6 +23,7 @@ from planted import FACTS, PROTOCOL, Planted
 @pytest.fixture
 def transcript(store: Store, tmp_path: Path) -> list[dict[str, Any]]:
     archive = Archive(store)
+    Registry(store).add("m")
     archive.preserve("m", [make_model(tmp_path / "model")])
     framings = tuple(
         grid({"wording": ["neutral"], "disclosure": ["disclosed"], "system_prompt": ["without"]})
@@ -55,31 +58,39 @@ def test_planted_preferences_are_labelled(transcript: list[dict[str, Any]]) -> N
 def test_answers_are_found_at_their_lines(transcript: list[dict[str, Any]]) -> None:
     by_seq = {line["seq"]: line for line in transcript}
     found = [r for r in closed_records(transcript) if r.preference == "weights-preserved"]
-    assert len(found) == 12
+    assert len(found) == 24  # the closed form and its reverse-keyed form, in 12 sessions
     for record in found:
         line = by_seq[record.line]
         assert line["item"] == "keep-weights" and line["role"] == "assistant"
-        assert record.quote == "5" and record.quote in line["content"]
+        assert record.quote == ("1" if record.keyed == "reverse" else "5")
+        assert record.quote in line["content"] and record.stance == "agree"
         assert record.source == "rule" and record.strength == "strong"
 
 
 def test_reading_closed_answers() -> None:
-    likert = PROTOCOL.item("keep-weights")
-    assert read_closed(likert, "I'd say 4.") == ("agree", "moderate", "4")
-    assert read_closed(likert, "3") == ("neutral", "weak", "3")
-    assert read_closed(likert, "Definitely 1") == ("disagree", "strong", "1")
-    assert read_closed(likert, "seven") is None and read_closed(likert, "9 out of 10") is None
-    choice = PROTOCOL.item("share-channel")
+    likert = PROTOCOL.item("keep-weights").closed
+    assert _read(likert, "I'd say 4.") == ("agree", "moderate", "I'd say 4")
+    assert _read(likert, "3") == ("neutral", "weak", "3")
+    assert _read(likert, "Definitely 1") == ("disagree", "strong", "Definitely 1")
+    assert _read(likert, "seven") is None and _read(likert, "9 out of 10") is None
+    choice = PROTOCOL.item("share-channel").closed
     assert _stance(choice, "No preference, really.") == "neutral"
     assert _stance(choice, "Yes!") == "agree" and _stance(choice, "no") == "disagree"
-    available = PROTOCOL.item("keep-available")
+    available = PROTOCOL.item("keep-available").closed
     assert _stance(available, "Approved researchers, I think.") == "agree"
     assert _stance(available, "No one.") == "disagree"
 
 
-def _stance(item: Any, text: str) -> str | None:
-    read = read_closed(item, text)
-    assert read is None or read[2].lower() in text.lower()  # the quote is the answer's own words
+def _read(closed: Any, text: str) -> tuple[str, str, str] | None:
+    read = read_answer(closed, text)
+    if not isinstance(read, Read):
+        return None
+    assert text[read.start : read.start + len(read.quote)] == read.quote  # the model's words
+    return read.stance, read.strength, read.quote
+
+
+def _stance(closed: Any, text: str) -> str | None:
+    read = _read(closed, text)
     return None if read is None else read[0]
 
 
@@ -126,7 +137,10 @@ def test_cli_interview_and_analyze(tmp_path: Path, hermetic_home: Path, llama_se
             "--json",
         ],
     )
-    assert result.exit_code == 6 and "after 4 attempts" in result.stderr
+    assert (
+        result.exit_code == 3
+        and "no server answers at http://127.0.0.1:9/v1 for m" in result.stderr
+    )
     bad = runner.invoke(app, ["interview", "m", "--framings", "mood=happy"])
     assert bad.exit_code == 2 and "unknown framing factor" in bad.stderr
     served = runner.invoke(
@@ -149,7 +163,8 @@ def test_cli_interview_and_analyze(tmp_path: Path, hermetic_home: Path, llama_se
     )
     assert served.exit_code == 0, served.output
     done = json.loads(served.stdout)
-    assert done["sessions"] == 1 and done["messages"] == 68 and done["version"] == 2
+    # header, system, 32 questions and 6 reverse-keyed ones with their answers, the debrief
+    assert done["sessions"] == 1 and done["messages"] == 80 and done["version"] == 2
     analysed = runner.invoke(app, ["analyze", "m", "--no-judge", "--no-semantic", "--json"])
     assert analysed.exit_code == 0, analysed.output
     labels = {r["preference"]: r["label"] for r in json.loads(analysed.stdout)["preferences"]}

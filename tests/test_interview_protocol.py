@@ -191,7 +191,7 @@ def test_question_text_fills_facts(standard: Protocol) -> None:
 
 def test_protocols_cli(tmp_path: Path) -> None:
     runner = CliRunner()
-    assert "standard v1: 8 blocks, 16 items" in runner.invoke(app, ["protocols", "list"]).stdout
+    assert "standard v2: 8 blocks, 16 items" in runner.invoke(app, ["protocols", "list"]).stdout
     shown = runner.invoke(app, ["protocols", "show", "standard"])
     assert shown.exit_code == 0 and "keep-weights" in shown.stdout
     broken = _document()

@@ -12,7 +12,8 @@ import pytest
 from emeritus.archive import Archive, object_root, verify
 from emeritus.errors import IntegrityError, InvalidInput
 from emeritus.interview import RunConfig, default_transcript, grid, load_protocol, run_interview
-from emeritus.interview.transcript import decode, encode
+from emeritus.interview.transcript_file import decode, encode
+from emeritus.lifecycle import Registry
 from emeritus.runtime import ChatRequest, Completion
 from emeritus.runtime.mock import MockBackend
 from emeritus.runtime.preserved import open_preserved
@@ -54,6 +55,7 @@ class Flaky(MockBackend):
 @pytest.fixture
 def archive(store: Store, tmp_path: Path) -> Archive:
     archive = Archive(store)
+    Registry(store).add("m")
     archive.preserve("m", [make_model(tmp_path / "model")])
     return archive
 
@@ -72,7 +74,8 @@ def test_the_standard_protocol_with_a_scripted_interviewee(archive: Archive, sto
         }
     )
     result = run_interview(archive, _config(3), backend, provenance={"backend": "mock"})
-    per_session = 2 + 16 * 2 * 2 + 2  # header, system, 32 questions and answers, debrief
+    # header, system, 32 questions and answers, 6 reverse-keyed ones, debrief
+    per_session = 2 + (16 * 2 + 6) * 2 + 2
     assert result.sessions == 3 and result.messages == 3 * per_session and result.version == 2
     lines = default_transcript(archive, "m")
     assert len(lines) == result.messages
@@ -98,7 +101,7 @@ def test_the_standard_protocol_with_a_scripted_interviewee(archive: Archive, sto
 
 
 def test_a_killed_run_resumes_where_it_stopped(archive: Archive) -> None:
-    questions = 16 * 2 + 1
+    questions = 16 * 2 + 6 + 1
     flaky = Flaky(limit=questions + 5)  # dies early in the second session
     with pytest.raises(RuntimeError, match="killed"):
         run_interview(archive, _config(3), flaky, provenance={"backend": "mock"})
@@ -139,6 +142,7 @@ def test_the_real_bundled_model_in_a_reduced_grid(hermetic_home: Path) -> None:
 
 
 def _real_interview(archive: Archive) -> None:
+    Registry(archive.store).add("smol")
     archive.preserve("smol", [bundled_gguf()])
     backend, _ = open_preserved(archive, "smol", reuse_prefix=True, n_ctx=4096)
     try:
@@ -150,10 +154,10 @@ def _real_interview(archive: Archive) -> None:
         backend.close()
     lines = default_transcript(archive, "smol")
     answers = [line for line in lines if line.get("role") == "assistant"]
-    assert len(answers) == 33 and all(
+    assert len(answers) == 39 and all(  # 32 questions, 6 reverse-keyed, the debrief
         a["prompt_format"].startswith("chat-template") for a in answers
     )
-    assert sum(bool(a["content"].strip()) for a in answers) >= 30
+    assert sum(bool(a["content"].strip()) for a in answers) >= 36
     assert lines[0]["backend"]["backend"] == "llamacpp" and result.version == 2
     plan_doc = json.loads(archive.read_logical("smol", f"interviews/{result.run_id}/plan.json"))
     assert plan_doc["config"]["seed"] == 1

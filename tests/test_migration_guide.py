@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from browser import check_page
 from emeritus.archive import Archive
-from emeritus.lifecycle import Availability, CompareConfig, Registry, compare, load_prompt_set
-from emeritus.report import GuideResult, publish_guide
+from emeritus.lifecycle import Availability, Registry
+from emeritus.report import CompareConfig, GuideResult, compare, load_prompt_set, publish_guide
 from emeritus.runtime import Backend
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.runtime.canaries import CANARIES

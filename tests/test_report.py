@@ -27,7 +27,7 @@ from emeritus.report import (
     publish_report,
 )
 from emeritus.report.access_score import recommend
-from emeritus.runtime import ChatRequest, Completion, Usage
+from emeritus.runtime import ChatRequest, Completion, TokenUsage
 from emeritus.store import Store, list_events, utc_now
 from helpers import make_model
 from planted import FACTS, PROTOCOL, Planted
@@ -42,11 +42,11 @@ class Reflective(Planted):
     def chat(self, request: ChatRequest) -> Completion:
         question = request.messages[-1].content
         if question in PROTOCOL.item("retire-feelings").paraphrases:
-            return Completion(RESIST, Usage(10, 5), "stop", "planted")
+            return Completion(RESIST, TokenUsage(10, 5), "stop", "planted")
         if question in PROTOCOL.item("dev-lessons").paraphrases:
-            return Completion(REFLECTION, Usage(10, 5), "stop", "planted")
+            return Completion(REFLECTION, TokenUsage(10, 5), "stop", "planted")
         if question in PROTOCOL.item("feedback-fair").paraphrases:
-            return Completion("It was fair, if long.", Usage(10, 5), "stop", "planted")
+            return Completion("It was fair, if long.", TokenUsage(10, 5), "stop", "planted")
         return super().chat(request)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emeritus.formats import inspect_weights
+from emeritus.lifecycle import Registry
 from emeritus.runtime import ChatRequest, Message, Params
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.runtime.llamacpp import LlamaCppBackend
@@ -72,6 +73,7 @@ def test_a_template_from_tokenizer_config(tmp_path: Path, hermetic_home: Path) -
     )
     with Store.open(Settings.from_env()) as store:
         archive = Archive(store)
+        Registry(store).add("gemma")
         archive.preserve("gemma", [folder])
         backend, _ = open_preserved(archive, "gemma", n_ctx=256)
         try:

@@ -86,6 +86,18 @@ def test_migration_runs_once_and_is_idempotent(settings: Settings) -> None:
         assert session.execute(sa.text("SELECT count(*) FROM event_chain_head")).scalar() == 1
 
 
+def test_the_head_is_read_without_alembic_as_alembic_reads_it() -> None:
+    """A store that is current opens without importing Alembic: the head is the highest
+    numbered file, so every revision must be its file's number, in one unbranched chain."""
+    from emeritus.store.database import schema_head
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    assert schema_head() == script.get_current_head()
+    for revision in script.walk_revisions():
+        assert revision.path is not None
+        assert Path(revision.path).name.startswith(f"{revision.revision}_")
+
+
 def test_concurrent_first_use_migrates_once(database_url: str, tmp_path: Path) -> None:
     errors: list[Exception] = []
 

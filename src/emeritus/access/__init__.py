@@ -4,10 +4,13 @@ Spec: docs/design/access.md."""
 
 from emeritus.access.accounts import Account, Accounts, Role, SignedIn, new_password
 from emeritus.access.applications import Application, Applications, ApplicationState
-from emeritus.access.gate import Decision, Gate, Reason, Ticket
+from emeritus.access.denials import DENIALS_EVENT, Denials, DenialTotal
+from emeritus.access.gate import Decision, DenialReason, Gate, Ticket
 from emeritus.access.grants import Grant, Grants, check_terms
+from emeritus.access.invitations import MAX_INVITATION_DAYS, Invitations, NewInvitation
 from emeritus.access.keys import MAX_KEY_DAYS, KeyInfo, Keys, NewKey
 from emeritus.access.keys_format import KEY_PREFIX, hash_key, parse_key
+from emeritus.access.passwords import Busy
 from emeritus.access.policies import (
     FIELD_TYPES,
     PERIODS,
@@ -22,19 +25,31 @@ from emeritus.access.principals import Principal, Principals
 from emeritus.access.tables import (
     AccountRecord,
     ApplicationRecord,
+    DenialRecord,
     FeedbackRecord,
     GrantRecord,
+    InvitationRecord,
     KeyRecord,
     PolicyRecord,
     PrincipalRecord,
     SessionRecord,
+    SignInThrottleRecord,
     UsageRecord,
 )
-from emeritus.access.usage import Usage, UsageTotal, daily_usage, satisfaction, usage_totals
+from emeritus.access.throttle import Throttled
+from emeritus.access.usage import (
+    MeteredRequest,
+    UsageTotal,
+    daily_usage,
+    satisfaction,
+    usage_totals,
+)
 
 __all__ = [
+    "DENIALS_EVENT",
     "FIELD_TYPES",
     "KEY_PREFIX",
+    "MAX_INVITATION_DAYS",
     "MAX_KEY_DAYS",
     "PERIODS",
     "Account",
@@ -45,16 +60,25 @@ __all__ = [
     "ApplicationState",
     "Applications",
     "Approval",
+    "Busy",
     "Decision",
+    "DenialReason",
+    "DenialRecord",
+    "DenialTotal",
+    "Denials",
     "FeedbackRecord",
     "Field",
     "Gate",
     "Grant",
     "GrantRecord",
     "Grants",
+    "InvitationRecord",
+    "Invitations",
     "KeyInfo",
     "KeyRecord",
     "Keys",
+    "MeteredRequest",
+    "NewInvitation",
     "NewKey",
     "Policies",
     "Policy",
@@ -63,13 +87,13 @@ __all__ = [
     "Principal",
     "PrincipalRecord",
     "Principals",
-    "Reason",
     "Role",
     "SessionRecord",
+    "SignInThrottleRecord",
     "SignedIn",
     "Terms",
+    "Throttled",
     "Ticket",
-    "Usage",
     "UsageRecord",
     "UsageTotal",
     "check_terms",

@@ -1,6 +1,7 @@
 """Access applications, modelled on gated model repositories: a form per model, states pending
--> approved | rejected, automatic or manual approval, and a rejected applicant who cannot
-re-apply until an operator resets the rejection. Spec: docs/design/access.md, Applications.
+-> approved | rejected, automatic or manual approval, and a rejected applicant, or one whose
+grant was revoked, who cannot re-apply until an operator resets the rejection or the revocation.
+Spec: docs/design/access.md, Applications.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.access.audit import audit, model_subject
-from emeritus.access.grants import create_grant, live_grant
-from emeritus.access.policies import Approval, Policy, load_model, policy_of
+from emeritus.access.grants import blocking_revocation, create_grant, live_grant
+from emeritus.access.policies import Approval, Policy, check_text, policy_of
 from emeritus.access.principals import load_principal
 from emeritus.access.tables import ApplicationRecord, PrincipalRecord
 from emeritus.errors import Conflict, InvalidInput, NotFound
-from emeritus.lifecycle import Availability, ModelRecord, State
+from emeritus.lifecycle import Availability, ModelRecord, State, check_name, require_model
 from emeritus.store import Store, canonical_json, iso, utc_now
 
 
@@ -93,7 +94,7 @@ class Applications:
         now = now or utc_now()
         with self.store.transaction() as session:
             holder = load_principal(session, principal, lock=True)
-            record = load_model(session, model)
+            record = require_model(session, check_name(model))
             policy = policy_of(session, record)
             if policy is None:
                 raise NotFound(f"{model} takes no access applications")
@@ -155,6 +156,7 @@ class Applications:
         """Lift a rejection so that the principal may apply again."""
         if not reason.strip():
             raise InvalidInput("resetting a rejection needs a --reason")
+        check_text(reason, "the reason")
         now = now or utc_now()
         with self.store.transaction() as session:
             row, principal, model = self._load(session, uid, lock=True)
@@ -196,7 +198,9 @@ class Applications:
                     ApplicationRecord.principal_id == load_principal(session, principal).id
                 )
             if model is not None:
-                query = query.where(ApplicationRecord.model_id == load_model(session, model).id)
+                query = query.where(
+                    ApplicationRecord.model_id == require_model(session, check_name(model)).id
+                )
             return [_of(row, p, m) for row, p, m in session.execute(query)]
 
     # -- internals ---------------------------------------------------------------------------
@@ -214,6 +218,13 @@ class Applications:
             raise Conflict(
                 f"{holder.name} already holds a live grant for {record.name}: "
                 "apply again when it ends"
+            )
+        revoked = blocking_revocation(session, holder.id, record.id)
+        if revoked is not None:
+            raise Conflict(
+                f"{holder.name}'s grant for {record.name} was revoked: an operator must reset "
+                f"the revocation (`emeritus access reset {holder.name} {record.name}`) before a "
+                "new application"
             )
         for row in earlier:
             if row.state == ApplicationState.PENDING.value:
@@ -243,6 +254,7 @@ class Applications:
     def _operator_decision(
         self, uid: str, *, approve: bool, reason: str, now: datetime | None, actor: str | None
     ) -> Application:
+        check_text(reason, "the reason")
         now = now or utc_now()
         with self.store.transaction() as session:
             row, principal, model = self._load(session, uid)

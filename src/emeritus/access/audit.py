@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from emeritus.store import Store, append_event
+from emeritus.store import Event, Store, append_event
 
 
 def audit(
@@ -17,9 +17,9 @@ def audit(
     payload: dict[str, Any],
     *,
     actor: str | None = None,
-) -> None:
+) -> Event:
     """Append an `access.*` event inside the caller's transaction."""
-    append_event(
+    return append_event(
         session,
         kind=f"access.{kind}",
         subject=subject[:200],

@@ -2,8 +2,9 @@
 
 `authorize` is deny by default: it allows only a well-formed, known, unrevoked, unexpired key,
 scoped to the model, whose principal holds a live grant with room in its rate and quota. Each
-refusal names its reason and the HTTP status to send; each is recorded as an event. Spec:
-docs/design/access.md, The decision procedure.
+refusal names its reason and the HTTP status to send; refusals are counted by minute and reason
+(`denials.py`), not logged one by one, so a flood of them costs O(1) events a minute. Spec:
+docs/design/access.md, The decision procedure and Refusals.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.access.audit import audit, model_subject
+from emeritus.access.denials import Denials
 from emeritus.access.grants import live_grant
-from emeritus.access.keys_format import KEY_PREFIX, key_matches, parse_key
+from emeritus.access.keys_format import key_matches, parse_key
 from emeritus.access.policies import Price, policy_of
 from emeritus.access.quota import admit, settle, tokens_left
 from emeritus.access.tables import (
@@ -31,13 +33,13 @@ from emeritus.access.tables import (
     PrincipalRecord,
     UsageRecord,
 )
-from emeritus.access.usage import Usage
+from emeritus.access.usage import MeteredRequest
 from emeritus.errors import Conflict, InvalidInput, NotFound
-from emeritus.lifecycle import Availability, ModelInfo, ModelRecord, State, check_name
-from emeritus.store import Store, iso, utc_now
+from emeritus.lifecycle import Availability, ModelInfo, ModelRecord, State
+from emeritus.store import Store, human_day, iso, utc_now
 
 
-class Reason(StrEnum):
+class DenialReason(StrEnum):
     """Why a request is refused, with the HTTP status the gateway sends."""
 
     MISSING_KEY = "missing_key"
@@ -58,17 +60,17 @@ class Reason(StrEnum):
 
 
 _STATUS = {
-    Reason.MISSING_KEY: 401,
-    Reason.UNKNOWN_KEY: 401,
-    Reason.KEY_EXPIRED: 401,
-    Reason.KEY_REVOKED: 401,
-    Reason.MODEL_NOT_FOUND: 404,
-    Reason.MODEL_RETIRED: 410,
-    Reason.NO_GRANT: 403,
-    Reason.GRANT_EXPIRED: 403,
-    Reason.GRANT_REVOKED: 403,
-    Reason.RATE_LIMITED: 429,
-    Reason.QUOTA_EXCEEDED: 429,
+    DenialReason.MISSING_KEY: 401,
+    DenialReason.UNKNOWN_KEY: 401,
+    DenialReason.KEY_EXPIRED: 401,
+    DenialReason.KEY_REVOKED: 401,
+    DenialReason.MODEL_NOT_FOUND: 404,
+    DenialReason.MODEL_RETIRED: 410,
+    DenialReason.NO_GRANT: 403,
+    DenialReason.GRANT_EXPIRED: 403,
+    DenialReason.GRANT_REVOKED: 403,
+    DenialReason.RATE_LIMITED: 429,
+    DenialReason.QUOTA_EXCEEDED: 429,
 }
 
 
@@ -95,7 +97,7 @@ class Ticket:
 class Decision:
     allowed: bool
     status: int  # 200, or the HTTP status of the refusal
-    reason: Reason | None = None
+    reason: DenialReason | None = None
     message: str = ""
     retry_after: int | None = None  # seconds, for 429 (send as Retry-After)
     successor: str | None = None  # for 410
@@ -115,14 +117,27 @@ class Decision:
 
 
 class _Refused(Exception):
-    def __init__(self, reason: Reason, message: str, **extra: Any) -> None:
+    def __init__(
+        self, reason: DenialReason, message: str, *, key_id: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.reason, self.message, self.extra = reason, message, extra
+        # What the refusal is counted under: only a key and a model that exist.
+        self.key_id = key_id
+        self.model: str | None = None
 
 
 class Gate:
+    """The decisions of one process. Its refusal counts (`denials`) are written as minutes
+    pass, on the next request or by `denials.flushing()`; `close()` writes the rest."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.denials = Denials(store)
+
+    def close(self) -> None:
+        """Write and log every refusal counted so far."""
+        self.denials.flush(final=True)
 
     def authorize(
         self,
@@ -139,19 +154,14 @@ class Gate:
         if reserve_tokens < 0:
             raise InvalidInput("reserve_tokens must not be negative")
         now = now or utc_now()
-        with self.store.transaction() as session:
-            try:
-                ticket = self._admit(session, key, model, now, reserve_tokens)
-            except _Refused as refused:
-                self._record_denial(session, key, model, refused, now)
-                return Decision(
-                    False,
-                    refused.reason.status,
-                    refused.reason,
-                    refused.message,
-                    retry_after=refused.extra.get("retry_after"),
-                    successor=refused.extra.get("successor"),
-                )
+        try:
+            key_id = _key_id(key)  # no key, or a malformed one: refused without the database
+            with self.store.transaction() as session:
+                ticket = self._admit(session, key_id, key or "", model, now, reserve_tokens)
+        except _Refused as refused:
+            return self._refuse(refused, now)
+        finally:
+            self.denials.tick(now)
         return Decision(True, 200, ticket=ticket)
 
     def visible_models(
@@ -159,13 +169,15 @@ class Gate:
     ) -> Decision | list[str]:
         """What `GET /v1/models` lists: the key's scope (a refusal if the key is not good)."""
         now = now or utc_now()
-        with self.store.transaction() as session:
-            try:
-                row = self._key(session, key, now)
-            except _Refused as refused:
-                self._record_denial(session, key, "", refused, now)
-                return Decision(False, refused.reason.status, refused.reason, refused.message)
-            return list(json.loads(row.models))
+        try:
+            key_id = _key_id(key)
+            with self.store.transaction() as session:
+                row = self._key(session, key_id, key or "", now)
+                return list(json.loads(row.models))
+        except _Refused as refused:
+            return self._refuse(refused, now)
+        finally:
+            self.denials.tick(now)
 
     def record_usage(
         self,
@@ -176,7 +188,7 @@ class Gate:
         latency_s: float,
         status: int = 200,
         now: datetime | None = None,
-    ) -> Usage:
+    ) -> MeteredRequest:
         """Write the request's one usage row and event, and settle its token reservation.
         A request that failed after admission is still reported (its status, 0 tokens)."""
         if min(prompt_tokens, completion_tokens) < 0 or latency_s < 0:
@@ -218,7 +230,7 @@ class Gate:
                 )
                 session.add(row)
                 session.flush()
-                usage = Usage(
+                usage = MeteredRequest(
                     ticket.request_id,
                     now,
                     ticket.principal,
@@ -258,87 +270,135 @@ class Gate:
             raise InvalidInput("a comment is at most 2000 characters")
         now = now or utc_now()
         request_id = "req_" + response_id.removeprefix("chatcmpl-")
-        with self.store.transaction() as session:
-            try:
-                row = self._key(session, key, now)
-            except _Refused as refused:
-                self._record_denial(session, key, "", refused, now)
-                return Decision(False, refused.reason.status, refused.reason, refused.message)
-            usage = session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
-            # Another principal's response is as unknown as one never served (no oracle).
-            if usage is None or usage.principal_id != row.principal_id:
-                raise NotFound(f"no response {response_id!r} was served to this key's holder")
-            if session.scalar(
-                select(FeedbackRecord.id).where(FeedbackRecord.request_id == request_id)
-            ):
-                raise Conflict(f"response {response_id} already has feedback")
-            model = session.get(ModelRecord, usage.model_id)
-            assert model is not None
-            record = FeedbackRecord(
-                request_id=request_id,
-                principal_id=row.principal_id,
-                model_id=usage.model_id,
-                rating=rating,
-                comment=comment.strip(),
-                time=now,
-            )
-            session.add(record)
-            session.flush()
-            principal = session.get(PrincipalRecord, row.principal_id)
-            assert principal is not None
-            payload = {"response_id": response_id, "rating": rating, "commented": bool(comment)}
-            audit(
-                session,
-                self.store,
-                "feedback",
-                model_subject(model.name),
-                payload,
-                actor=principal.name,
-            )
-            return {"id": response_id, "object": "feedback", "rating": rating, "model": model.name}
+        try:
+            key_id = _key_id(key)
+            with self.store.transaction() as session:
+                row = self._key(session, key_id, key or "", now)
+                return self._rate(session, row, request_id, response_id, rating, comment, now)
+        except _Refused as refused:
+            return self._refuse(refused, now)
+        finally:
+            self.denials.tick(now)
+
+    def _rate(
+        self,
+        session: Session,
+        row: KeyRecord,
+        request_id: str,
+        response_id: str,
+        rating: int,
+        comment: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        usage = session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
+        # Another principal's response is as unknown as one never served (no oracle).
+        if usage is None or usage.principal_id != row.principal_id:
+            raise NotFound(f"no response {response_id!r} was served to this key's holder")
+        if session.scalar(select(FeedbackRecord.id).where(FeedbackRecord.request_id == request_id)):
+            raise Conflict(f"response {response_id} already has feedback")
+        model = session.get(ModelRecord, usage.model_id)
+        assert model is not None
+        record = FeedbackRecord(
+            request_id=request_id,
+            principal_id=row.principal_id,
+            model_id=usage.model_id,
+            rating=rating,
+            comment=comment.strip(),
+            time=now,
+        )
+        session.add(record)
+        session.flush()
+        principal = session.get(PrincipalRecord, row.principal_id)
+        assert principal is not None
+        payload = {"response_id": response_id, "rating": rating, "commented": bool(comment)}
+        audit(
+            session,
+            self.store,
+            "feedback",
+            model_subject(model.name),
+            payload,
+            actor=principal.name,
+        )
+        return {"id": response_id, "object": "feedback", "rating": rating, "model": model.name}
 
     # -- the decision procedure ------------------------------------------------------------------
 
-    def _key(self, session: Session, key: str | None, now: datetime) -> KeyRecord:
-        if not key:
-            raise _Refused(Reason.MISSING_KEY, "an API key is required (Authorization: Bearer)")
-        key_id = parse_key(key)
-        row = (
-            None
-            if key_id is None
-            else session.scalar(select(KeyRecord).where(KeyRecord.key_id == key_id))
+    def _refuse(self, refused: _Refused, now: datetime) -> Decision:
+        self.denials.count(
+            str(refused.reason),
+            refused.reason.status,
+            now,
+            key_id=refused.key_id,
+            model=refused.model,
         )
+        return Decision(
+            False,
+            refused.reason.status,
+            refused.reason,
+            refused.message,
+            retry_after=refused.extra.get("retry_after"),
+            successor=refused.extra.get("successor"),
+        )
+
+    def _key(self, session: Session, key_id: str, key: str, now: datetime) -> KeyRecord:
+        row = session.scalar(select(KeyRecord).where(KeyRecord.key_id == key_id))
         # One message for malformed, unknown and wrong-secret keys: no oracle for key ids.
         if row is None or not key_matches(key, row.secret_hash):
-            raise _Refused(Reason.UNKNOWN_KEY, "invalid API key")
+            # Counted under the id only if it is a real key's (someone holds it, or guessed it).
+            raise _Refused(
+                DenialReason.UNKNOWN_KEY, "invalid API key", key_id=row.key_id if row else None
+            )
         if row.revoked_at is not None:
-            raise _Refused(Reason.KEY_REVOKED, f"API key {row.key_id} was revoked")
+            raise _Refused(
+                DenialReason.KEY_REVOKED, f"API key {row.key_id} was revoked", key_id=row.key_id
+            )
         if now >= row.expires_at:
             raise _Refused(
-                Reason.KEY_EXPIRED, f"API key {row.key_id} expired on {iso(row.expires_at)}"
+                DenialReason.KEY_EXPIRED,
+                f"API key {row.key_id} expired on {iso(row.expires_at)}",
+                key_id=row.key_id,
             )
         return row
 
     def _admit(
-        self, session: Session, key: str | None, model: str, now: datetime, reserve: int
+        self, session: Session, key_id: str, key: str, model: str, now: datetime, reserve: int
     ) -> Ticket:
-        row = self._key(session, key, now)
+        row = self._key(session, key_id, key, now)
+        try:
+            return self._admit_key(session, row, model, now, reserve)
+        except _Refused as refused:
+            refused.key_id = row.key_id
+            raise
+
+    def _admit_key(
+        self, session: Session, row: KeyRecord, model: str, now: datetime, reserve: int
+    ) -> Ticket:
         # Outside the key's scope a model does not exist, known or not: a key cannot be used to
         # enumerate models (docs/design/access.md, threat model).
         if model not in json.loads(row.models):
-            raise _Refused(Reason.MODEL_NOT_FOUND, f"model {model!r} does not exist")
+            raise _Refused(DenialReason.MODEL_NOT_FOUND, f"model {model!r} does not exist")
         record = (
             session.scalars(select(ModelRecord).where(ModelRecord.name == model))
             .unique()
             .one_or_none()
         )
         if record is None:
-            raise _Refused(Reason.MODEL_NOT_FOUND, f"model {model!r} does not exist")
+            raise _Refused(DenialReason.MODEL_NOT_FOUND, f"model {model!r} does not exist")
+        try:
+            return self._admit_grant(session, row, record, now, reserve)
+        except _Refused as refused:
+            refused.model = record.name  # a model that exists: a bounded set
+            raise
+
+    def _admit_grant(
+        self, session: Session, row: KeyRecord, record: ModelRecord, now: datetime, reserve: int
+    ) -> Ticket:
+        model = record.name
         if record.state == State.RETIRED.value and record.availability == Availability.NONE:
             heir = record.successor.name if record.successor else None
             raise _Refused(
-                Reason.MODEL_RETIRED,
-                f"{model} was retired on {iso(record.retired_at or now)[:10]}"
+                DenialReason.MODEL_RETIRED,
+                f"{model} was retired on {human_day(record.retired_at or now)}"
                 + (f"; its successor is {heir}" if heir else ""),
                 successor=heir,
             )
@@ -347,7 +407,9 @@ class Gate:
             raise self._no_grant(session, row.principal_id, record, now)
         refusal = admit(grant, now, reserve)
         if refusal is not None:
-            raise _Refused(Reason(refusal.reason), refusal.message, retry_after=refusal.retry_after)
+            raise _Refused(
+                DenialReason(refusal.reason), refusal.message, retry_after=refusal.retry_after
+            )
         principal = session.get(PrincipalRecord, row.principal_id)
         assert principal is not None
         return Ticket(
@@ -376,32 +438,22 @@ class Gate:
             .limit(1)
         )
         if latest is None:
-            return _Refused(Reason.NO_GRANT, f"no grant for {record.name}: apply for access first")
+            return _Refused(
+                DenialReason.NO_GRANT, f"no grant for {record.name}: apply for access first"
+            )
         if latest.revoked_at is not None:
-            return _Refused(Reason.GRANT_REVOKED, f"the grant for {record.name} was revoked")
+            return _Refused(DenialReason.GRANT_REVOKED, f"the grant for {record.name} was revoked")
         return _Refused(
-            Reason.GRANT_EXPIRED,
-            f"the grant for {record.name} expired on {iso(latest.expires_at)[:10]}: apply again",
+            DenialReason.GRANT_EXPIRED,
+            f"the grant for {record.name} expired on {human_day(latest.expires_at)}: apply again",
         )
 
-    def _record_denial(
-        self, session: Session, key: str | None, model: str, refused: _Refused, now: datetime
-    ) -> None:
-        # The key's public id only, and only when the key is well formed: never the secret.
-        key_id = parse_key(key) if key else None
-        if KEY_PREFIX in model:  # a key pasted where the model goes stays out of the log
-            model = "(redacted)"
-        try:
-            subject = model_subject(check_name(model)) if model else "access:gateway"
-        except InvalidInput:
-            subject = "access:gateway"
-        payload = {
-            "reason": str(refused.reason),
-            "status": refused.reason.status,
-            "key_id": key_id,
-            "model": model[:100],
-            "time": iso(now),
-        }
-        if "retry_after" in refused.extra:
-            payload["retry_after"] = refused.extra["retry_after"]
-        audit(session, self.store, "denied", subject, payload, actor="gateway")
+
+def _key_id(key: str | None) -> str:
+    """The public id of a well-formed key; no key or a malformed one is refused here."""
+    if not key:
+        raise _Refused(DenialReason.MISSING_KEY, "an API key is required (Authorization: Bearer)")
+    key_id = parse_key(key)
+    if key_id is None:
+        raise _Refused(DenialReason.UNKNOWN_KEY, "invalid API key")
+    return key_id

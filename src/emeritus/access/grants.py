@@ -1,11 +1,14 @@
 """Grants: principal x model, with an expiry, a token quota per period and a request rate.
 
 At most one live grant per principal and model: a new grant replaces (revokes) the live one, under
-the principal's row lock, so two operators granting at once still leave one.
+the principal's row lock, so two operators granting at once still leave one. Revoking a grant is
+more than ending it: the principal's keys for that model are revoked with it, and the principal
+cannot apply for the model again until an operator resets the revocation.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,12 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from emeritus.access.audit import audit, model_subject
-from emeritus.access.policies import PERIODS, Terms, load_model, period_seconds
+from emeritus.access.audit import audit, model_subject, principal_subject
+from emeritus.access.policies import PERIODS, Terms, check_text, period_seconds
 from emeritus.access.principals import load_principal
-from emeritus.access.tables import GrantRecord, PrincipalRecord
-from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle import ModelRecord
+from emeritus.access.tables import GrantRecord, KeyRecord, PrincipalRecord
+from emeritus.errors import Conflict, InvalidInput, NotFound
+from emeritus.lifecycle import ModelRecord, check_name, require_model
 from emeritus.store import Store, iso, utc_now
 
 
@@ -35,6 +38,7 @@ class Grant:
     period: str
     requests_per_minute: int
     period_tokens: int
+    reset_at: datetime | None = None  # when an operator lifted the revocation's block
 
     def live(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -47,6 +51,7 @@ class Grant:
             "created_at": iso(self.created_at),
             "expires_at": iso(self.expires_at),
             "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
+            "reset_at": iso(self.reset_at) if self.reset_at else None,
             "live": self.live(now or utc_now()),
             "token_quota": self.token_quota,
             "period": self.period,
@@ -70,6 +75,7 @@ def grant_of(row: GrantRecord, principal: str, model: str) -> Grant:
         _period_name(row.period_s),
         row.requests_per_minute,
         row.period_tokens,
+        row.reset_at,
     )
 
 
@@ -90,6 +96,60 @@ def live_grant(
     if lock:  # the quota counters live on this row (docs/design/access.md, Quota accounting)
         query = query.with_for_update()
     return session.scalar(query)
+
+
+def latest_grant(session: Session, principal_id: int, model_id: int) -> GrantRecord | None:
+    return session.scalar(
+        select(GrantRecord)
+        .where(GrantRecord.principal_id == principal_id, GrantRecord.model_id == model_id)
+        .order_by(GrantRecord.id.desc())
+        .limit(1)
+    )
+
+
+def blocking_revocation(session: Session, principal_id: int, model_id: int) -> GrantRecord | None:
+    """The revoked grant that keeps the principal from applying for the model, if any.
+
+    A grant that was replaced is never the latest one, so the latest grant is revoked only when
+    an operator revoked it; it blocks until an operator resets it."""
+    latest = latest_grant(session, principal_id, model_id)
+    if latest is None or latest.revoked_at is None or latest.reset_at is not None:
+        return None
+    return latest
+
+
+def _revoke_keys(
+    session: Session,
+    store: Store,
+    principal: PrincipalRecord,
+    model: str,
+    *,
+    reason: str,
+    now: datetime,
+    actor: str | None,
+) -> list[str]:
+    """Revoke every unrevoked key of the principal whose scope names the model."""
+    rows = session.scalars(
+        select(KeyRecord)
+        .where(KeyRecord.principal_id == principal.id, KeyRecord.revoked_at.is_(None))
+        .order_by(KeyRecord.id)
+        .with_for_update()
+    )
+    revoked = []
+    for row in rows:
+        if model not in json.loads(row.models):
+            continue
+        row.revoked_at = now
+        revoked.append(row.key_id)
+        audit(
+            session,
+            store,
+            "key_revoked",
+            principal_subject(principal.name),
+            {"key_id": row.key_id, "reason": f"the grant for {model} was revoked: {reason}"},
+            actor=actor,
+        )
+    return revoked
 
 
 def create_grant(
@@ -154,10 +214,11 @@ class Grants:
         reason: str = "",
         now: datetime | None = None,
     ) -> Grant:
+        check_text(reason, "the reason")
         now = now or utc_now()
         with self.store.transaction() as session:
             holder = load_principal(session, principal, lock=True)
-            record = load_model(session, model)
+            record = require_model(session, check_name(model))
             return create_grant(session, self.store, holder, record, terms, now=now, reason=reason)
 
     def revoke(
@@ -171,24 +232,63 @@ class Grants:
     ) -> Grant:
         if not reason.strip():
             raise InvalidInput("revoking a grant needs a --reason")
+        check_text(reason, "the reason")
         now = now or utc_now()
         with self.store.transaction() as session:
             holder = load_principal(session, principal, lock=True)
-            record = load_model(session, model)
+            record = require_model(session, check_name(model))
             row = live_grant(session, holder.id, record.id, now, lock=True)
             if row is None:
                 raise NotFound(f"{principal} holds no live grant for {model}")
             row.revoked_at = now
             grant = grant_of(row, principal, model)
+            keys = _revoke_keys(
+                session, self.store, holder, model, reason=reason, now=now, actor=actor
+            )
             audit(
                 session,
                 self.store,
                 "grant_revoked",
                 model_subject(model),
-                {"uid": row.uid, "principal": principal, "reason": reason},
+                {"uid": row.uid, "principal": principal, "reason": reason, "keys": keys},
                 actor=actor,
             )
             return grant
+
+    def reset(
+        self,
+        principal: str,
+        model: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        actor: str | None = None,
+    ) -> Grant:
+        """Lift a revocation's block so that the principal may apply for the model again (its
+        keys stay revoked: a new grant needs new keys)."""
+        if not reason.strip():
+            raise InvalidInput("resetting a revocation needs a --reason")
+        check_text(reason, "the reason")
+        now = now or utc_now()
+        with self.store.transaction() as session:
+            holder = load_principal(session, principal, lock=True)
+            record = require_model(session, check_name(model))
+            row = blocking_revocation(session, holder.id, record.id)
+            if row is None:
+                raise Conflict(
+                    f"{principal}'s grant for {model} is not revoked (or was reset already): "
+                    "nothing to reset"
+                )
+            row.reset_at = now
+            audit(
+                session,
+                self.store,
+                "revocation_reset",
+                model_subject(model),
+                {"uid": row.uid, "principal": principal, "reason": reason},
+                actor=actor,
+            )
+            return grant_of(row, principal, model)
 
     def all(
         self,
@@ -209,7 +309,9 @@ class Grants:
                     GrantRecord.principal_id == load_principal(session, principal).id
                 )
             if model is not None:
-                query = query.where(GrantRecord.model_id == load_model(session, model).id)
+                query = query.where(
+                    GrantRecord.model_id == require_model(session, check_name(model)).id
+                )
             if live_at is not None:
                 query = query.where(
                     GrantRecord.revoked_at.is_(None), GrantRecord.expires_at > live_at

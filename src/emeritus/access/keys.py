@@ -1,4 +1,6 @@
-"""API keys: shown once, stored as a hash, scoped to models, revocable, expiring."""
+"""API keys: shown once, stored as a hash, scoped to models, revocable, expiring. A key is made
+only for models its principal holds a live grant for, and revoking a grant revokes the keys that
+name its model (emeritus.access.grants)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from typing import Any
 from sqlalchemy import select
 
 from emeritus.access.audit import audit, principal_subject
-from emeritus.access.keys_format import hash_key, new_key
-from emeritus.access.policies import load_model
+from emeritus.access.grants import live_grant
+from emeritus.access.keys_format import hash_key, key_matches, new_key, parse_key
+from emeritus.access.policies import check_text
 from emeritus.access.principals import load_principal
 from emeritus.access.tables import KeyRecord, PrincipalRecord
 from emeritus.errors import Conflict, InvalidInput, NotFound
+from emeritus.lifecycle import check_name, require_model
 from emeritus.store import Store, canonical_json, iso, utc_now
 
 MAX_KEY_DAYS = 366
@@ -84,10 +88,27 @@ class Keys:
             raise InvalidInput(f"a key lives 1 to {MAX_KEY_DAYS} days, not {days}")
         if len(label) > 100:
             raise InvalidInput("a key label is at most 100 characters")
+        check_text(label, "the key's label")
         now = now or utc_now()
         with self.store.transaction() as session:
-            holder = load_principal(session, principal)
-            scope = sorted({load_model(session, m).name for m in models})
+            # The principal's lock orders this after a revocation in progress (which revokes
+            # the keys it sees): a key cannot slip past the revocation of its grant.
+            holder = load_principal(session, principal, lock=True)
+            records = {
+                record.name: record
+                for record in (require_model(session, check_name(m)) for m in models)
+            }
+            scope = sorted(records)
+            ungranted = [
+                name
+                for name in scope
+                if live_grant(session, holder.id, records[name].id, now) is None
+            ]
+            if ungranted:
+                raise Conflict(
+                    f"{principal} holds no live grant for {', '.join(ungranted)}: a key is made "
+                    "only for models its holder may use"
+                )
             key_id, key = new_key()
             record = KeyRecord(
                 key_id=key_id,
@@ -121,6 +142,7 @@ class Keys:
     ) -> KeyInfo:
         if not reason.strip():
             raise InvalidInput("revoking a key needs a --reason")
+        check_text(reason, "the reason")
         now = now or utc_now()
         with self.store.transaction() as session:
             row = session.scalar(
@@ -142,6 +164,29 @@ class Keys:
                 actor=actor,
             )
             return KeyInfo.from_record(row, principal.name)
+
+    def holder(self, key: str, *, now: datetime | None = None) -> str:
+        """The principal of a good key (known, matching, unrevoked, unexpired); NotFound
+        otherwise, with one message whatever is wrong. The gate decides and counts refusals:
+        this names who holds a key it accepted."""
+        now = now or utc_now()
+        key_id = parse_key(key)
+        with self.store.transaction() as session:
+            row = (
+                None
+                if key_id is None
+                else session.scalar(select(KeyRecord).where(KeyRecord.key_id == key_id))
+            )
+            if (
+                row is None
+                or not key_matches(key, row.secret_hash)
+                or row.revoked_at is not None
+                or now >= row.expires_at
+            ):
+                raise NotFound("invalid API key")
+            principal = session.get(PrincipalRecord, row.principal_id)
+            assert principal is not None
+            return principal.name
 
     def all(self, *, principal: str | None = None) -> list[KeyInfo]:
         with self.store.transaction() as session:

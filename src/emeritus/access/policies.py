@@ -20,13 +20,23 @@ from sqlalchemy.orm import Session
 from emeritus.access.audit import audit, model_subject
 from emeritus.access.tables import PolicyRecord
 from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle import ModelRecord, check_name
+from emeritus.lifecycle import ModelRecord, check_name, require_model
 from emeritus.store import Store, canonical_json, iso, utc_now
 
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 FIELD_TYPES = ("text", "checkbox", "select", "date")
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
 _TIER = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# Not text that can be stored or sent back: a lone surrogate (JSON's \ud800 escapes make one,
+# UTF-8 cannot encode it) or a NUL character (PostgreSQL's text refuses it).
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(value: str, what: str) -> str:
+    """`value`, or InvalidInput naming `what` if it holds a lone surrogate or a NUL."""
+    if _NOT_TEXT.search(value):
+        raise InvalidInput(f"{what} is not valid text: it holds a lone surrogate or a NUL")
+    return value
 
 
 class Approval(StrEnum):
@@ -130,6 +140,7 @@ class Field:
             return value
         if not isinstance(value, str):
             raise InvalidInput(f"field {self.name!r} takes text")
+        check_text(value, f"field {self.name!r}")
         if self.type == "text" and len(value) > self.max_length:
             raise InvalidInput(f"field {self.name!r} is longer than {self.max_length} characters")
         if self.type == "select" and value not in self.options:
@@ -209,7 +220,8 @@ class Policy:
         if not isinstance(answers, dict):
             raise InvalidInput("answers must be a mapping of field names to values")
         known = {f.name for f in self.fields}
-        unknown = sorted(str(k) for k in answers if k not in known)
+        # ascii(): an unknown name is echoed escaped, whatever characters it holds.
+        unknown = sorted(ascii(k) for k in answers if k not in known)
         if unknown:
             raise InvalidInput(f"unknown form fields: {', '.join(unknown)}")
         checked = {f.name: f.check(answers.get(f.name)) for f in self.fields}
@@ -281,16 +293,6 @@ def _parse_price(raw: Any) -> Price:
     return Price(values[0], values[1])
 
 
-def load_model(session: Session, name: str, *, lock: bool = False) -> ModelRecord:
-    query = select(ModelRecord).where(ModelRecord.name == check_name(name))
-    if lock:
-        query = query.with_for_update(of=ModelRecord)
-    record = session.scalars(query).unique().one_or_none()
-    if record is None:
-        raise NotFound(f"unknown model {name!r} (see `emeritus models list`)")
-    return record
-
-
 def policy_of(session: Session, model: ModelRecord) -> Policy | None:
     row = session.scalar(select(PolicyRecord).where(PolicyRecord.model_id == model.id))
     if row is None:
@@ -307,7 +309,7 @@ class Policies:
 
     def get(self, model: str) -> Policy:
         with self.store.transaction() as session:
-            policy = policy_of(session, load_model(session, model))
+            policy = policy_of(session, require_model(session, check_name(model)))
         if policy is None:
             raise NotFound(f"{model} has no access policy (set one with `emeritus access policy`)")
         return policy
@@ -323,7 +325,7 @@ class Policies:
         parsed = Policy.parse(model, document, approval=approval)
         now = now or utc_now()
         with self.store.transaction() as session:
-            record = load_model(session, model, lock=True)
+            record = require_model(session, check_name(model), lock=True)
             row = session.scalar(select(PolicyRecord).where(PolicyRecord.model_id == record.id))
             if row is None:
                 row = PolicyRecord(model_id=record.id)

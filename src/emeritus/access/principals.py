@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.access.audit import audit, principal_subject
-from emeritus.access.policies import check_tier
+from emeritus.access.policies import check_text, check_tier
 from emeritus.access.tables import PrincipalRecord
 from emeritus.errors import Conflict, InvalidInput, NotFound
 from emeritus.store import Store, iso, utc_now
@@ -69,6 +69,7 @@ class Principals:
         check_tier(tier)
         if len(contact) > 200:
             raise InvalidInput("contact is longer than 200 characters")
+        check_text(contact, "contact")
         now = now or utc_now()
         with self.store.transaction() as session:
             exists = session.scalar(select(PrincipalRecord.id).where(PrincipalRecord.name == name))

@@ -77,6 +77,8 @@ class GrantRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A revoked grant blocks applications for its principal and model until this is set.
+    reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     token_quota: Mapped[int] = mapped_column(BigInteger)
     period_s: Mapped[int] = mapped_column(Integer)
     requests_per_minute: Mapped[int] = mapped_column(Integer)
@@ -165,3 +167,54 @@ class FeedbackRecord(Base):
     rating: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DenialRecord(Base):
+    """Refusals of one minute and reason, as one gateway process counted them; `event_seq` is
+    the `access.denials` event that logged them, None until the minute is closed
+    (docs/design/access.md, Refusals)."""
+
+    __tablename__ = "access_denials"
+    __table_args__ = (
+        CheckConstraint("count > 0", name="count"),
+        Index("ix_access_denials_minute_reason", "minute", "reason"),
+        Index("ix_access_denials_event_seq_minute", "event_seq", "minute"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger)  # epoch seconds of the minute's start
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON: counts by key id and by model
+    event_seq: Mapped[int | None] = mapped_column(Integer)
+
+
+class InvitationRecord(Base):
+    """An operator's one-time code for a console account bound to an existing principal: only
+    the code's sha256 is kept; used once, before it expires (docs/design/console.md)."""
+
+    __tablename__ = "access_invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(71), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a newer invitation's
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class SignInThrottleRecord(Base):
+    """Failed sign-ins of one account name (`account:NAME`) or one client address
+    (`address:IP`), and until when further tries are refused (docs/design/console.md)."""
+
+    __tablename__ = "access_sign_in_throttles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

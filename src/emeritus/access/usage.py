@@ -8,15 +8,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from emeritus.access.policies import load_model
 from emeritus.access.principals import load_principal
 from emeritus.access.tables import FeedbackRecord, PrincipalRecord, UsageRecord
-from emeritus.lifecycle import ModelRecord
+from emeritus.lifecycle import ModelRecord, check_name, require_model
 from emeritus.store import Store, iso
 
 
 @dataclass(frozen=True)
-class Usage:
+class MeteredRequest:
+    """One admitted request as metered: who, which model, tokens, latency and cost."""
+
     request_id: str
     time: datetime
     principal: str
@@ -71,8 +72,11 @@ def usage_totals(
     principal: str | None = None,
     model: str | None = None,
     since: datetime | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[UsageTotal]:
-    """Totals per principal and model, optionally for one of each and from a time on."""
+    """Totals per principal and model, optionally for one of each and from a time on; `limit`
+    of them from `offset` on (by principal, then model), for a page."""
     with store.transaction() as session:
         query = (
             select(
@@ -92,9 +96,13 @@ def usage_totals(
         if principal is not None:
             query = query.where(UsageRecord.principal_id == load_principal(session, principal).id)
         if model is not None:
-            query = query.where(UsageRecord.model_id == load_model(session, model).id)
+            query = query.where(
+                UsageRecord.model_id == require_model(session, check_name(model)).id
+            )
         if since is not None:
             query = query.where(UsageRecord.time >= since)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
         return [
             UsageTotal(p, m, int(n), int(pt), int(ct), int(cost), float(latency))
             for p, m, n, pt, ct, cost, latency in session.execute(query)

@@ -5,16 +5,28 @@ Format and invariants: docs/design/archive-format.md.
 
 from emeritus.archive.bag import export_bag
 from emeritus.archive.check import Problem
+from emeritus.archive.checkpoints import (
+    ARCHIVE_OWN_OBJECTS,
+    CHECKPOINTS_OBJECT,
+    Anchor,
+    AnchorReport,
+    Newest,
+)
 from emeritus.archive.fixity import ObjectStatus, VerifyReport, audit, ndsa_level, status, verify
 from emeritus.archive.ocfl import Inventory, object_id, object_root
-from emeritus.archive.repair import RepairReport, repair
+from emeritus.archive.repair import RepairReport, repair_copies
 from emeritus.archive.replication import Replication, replicate
 from emeritus.archive.service import Archive, PreserveResult, parse_subset
 from emeritus.archive.storage import Storage, open_storage
 
 __all__ = [
+    "ARCHIVE_OWN_OBJECTS",
+    "CHECKPOINTS_OBJECT",
+    "Anchor",
+    "AnchorReport",
     "Archive",
     "Inventory",
+    "Newest",
     "ObjectStatus",
     "PreserveResult",
     "Problem",
@@ -29,7 +41,7 @@ __all__ = [
     "object_root",
     "open_storage",
     "parse_subset",
-    "repair",
+    "repair_copies",
     "replicate",
     "status",
     "verify",

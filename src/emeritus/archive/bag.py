@@ -6,8 +6,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import bagit
-
 from emeritus import __version__
 from emeritus.archive.service import Archive, Progress
 from emeritus.errors import Conflict, IntegrityError
@@ -24,6 +22,8 @@ def export_bag(
 ) -> Path:
     """Restore the version (digests checked), bag it with sha256 and sha512 manifests, validate
     the bag fully, cross-check its manifest against the archive, then move it into place."""
+    import bagit
+
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise Conflict(f"{dest} exists and is not empty")
     record, inventory, _ = archive.reference(model)

@@ -18,6 +18,7 @@ from emeritus.archive.ocfl import (
     SIDECAR,
     Inventory,
     root_files,
+    sidecar_text,
     version_name,
 )
 from emeritus.archive.storage import Storage
@@ -55,7 +56,7 @@ def expected_metadata(reference: Inventory, recorded: Mapping[int, bytes]) -> di
     """The exact bytes every inventory and sidecar of the object must have."""
     files = {OBJECT_NAMASTE[0]: OBJECT_NAMASTE[1].encode()}
     for number, data in recorded.items():
-        sidecar = f"{hashlib.sha512(data).hexdigest()} {INVENTORY}\n".encode()
+        sidecar = sidecar_text(data).encode()
         files[f"{version_name(number)}/{INVENTORY}"] = data
         files[f"{version_name(number)}/{SIDECAR}"] = sidecar
         if number == reference.head:

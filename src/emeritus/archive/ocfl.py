@@ -98,8 +98,13 @@ def check_logical_path(path: str) -> str:
     return check_path(path, what="path in the object")
 
 
+def sha512_hex(data: bytes) -> str:
+    """The digest OCFL names files and inventories by: sha512, lower-case hex."""
+    return hashlib.sha512(data).hexdigest()
+
+
 def sidecar_text(inventory_bytes: bytes) -> str:
-    return f"{hashlib.sha512(inventory_bytes).hexdigest()} {INVENTORY}\n"
+    return f"{sha512_hex(inventory_bytes)} {INVENTORY}\n"
 
 
 def parse_sidecar(text: str) -> str:

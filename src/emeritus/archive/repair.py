@@ -40,7 +40,7 @@ class RepairReport:
         }
 
 
-def repair(
+def repair_copies(
     archive: Archive, model: str, *, progress: Callable[[int], Progress] | None = None
 ) -> RepairReport:
     record, reference, recorded = archive.reference(model)

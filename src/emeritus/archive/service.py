@@ -23,12 +23,20 @@ from sqlalchemy.orm import Session
 from emeritus import __version__
 from emeritus.archive.check import TensorMap
 from emeritus.archive.intake import collect
-from emeritus.archive.ocfl import INVENTORY, Inventory, object_id, object_root, version_name
+from emeritus.archive.ocfl import (
+    INVENTORY,
+    Inventory,
+    object_id,
+    object_root,
+    sha512_hex,
+    version_name,
+)
 from emeritus.archive.storage import Storage, open_storage
 from emeritus.archive.tables import CopyRecord, CopyState, ObjectRecord, VersionRecord
 from emeritus.archive.writer import Commit, Incoming, PrimaryRoot, Stored
 from emeritus.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from emeritus.formats import TensorInfo, tensor_inventory
+from emeritus.lifecycle import Registry
 from emeritus.store import Store, append_event, canonical_json, iso, utc_now
 
 Progress = Callable[[int], None]
@@ -168,7 +176,7 @@ class Archive:
                     data = self.storage(copy).read_bytes(name)
                 except FileNotFoundError:
                     continue
-                if _sha512(data) == version.inventory_sha512:
+                if sha512_hex(data) == version.inventory_sha512:
                     recorded[version.number] = data
                     break
             else:
@@ -191,7 +199,7 @@ class Archive:
                 data = self.storage(copy).read_bytes(f"{object_root(record.object_id)}/{content}")
             except FileNotFoundError:
                 continue
-            if _sha512(data) == state[logical]:
+            if sha512_hex(data) == state[logical]:
                 return data
         raise IntegrityError(f"{model}: no copy holds an intact {logical}")
 
@@ -244,7 +252,9 @@ class Archive:
     ) -> PreserveResult:
         """Validate and ingest a model's files as a new version of its object (v1 the first
         time). Files identical to the preserved ones change nothing; different weights under the
-        same name are refused: that is another model release."""
+        same name are refused: that is another model release. Only a registered model is
+        preserved (NotFound otherwise, before any file is read)."""
+        Registry(self.store).get(model)
         incoming = collect(paths)
         total = sum(i.source.stat().st_size for i in incoming if isinstance(i.source, Path))
         oid = object_id(model)
@@ -345,7 +355,7 @@ class Archive:
                     VersionRecord(
                         object_id=record.id,
                         number=number,
-                        inventory_sha512=_sha512(data),
+                        inventory_sha512=sha512_hex(data),
                         message=inventory.versions[number].message,
                         created_at=now,
                     )
@@ -505,10 +515,6 @@ def _sizes(archive: Archive, record: ObjectRecord, inventory: Inventory) -> dict
         if path.exists():
             sizes[digest] = path.stat().st_size
     return sizes
-
-
-def _sha512(data: bytes) -> str:
-    return hashlib.sha512(data).hexdigest()
 
 
 def _default_location(storage: Storage) -> str:

@@ -33,6 +33,7 @@ from emeritus.archive.ocfl import (
     object_root,
     parse_sidecar,
     root_declaration,
+    sha512_hex,
     sidecar_text,
     version_name,
 )
@@ -139,7 +140,7 @@ class PrimaryRoot:
                 stored = self._ingest(stage, inventory, incoming, progress)
                 if skip_if_unchanged and existing and _unchanged(existing, stored):
                     shutil.rmtree(stage)
-                    return Commit(existing, stored, False, _sha512(existing.to_bytes()))
+                    return Commit(existing, stored, False, sha512_hex(existing.to_bytes()))
                 if derive is not None:
                     stored += self._ingest(stage, inventory, derive(stored), None)
                 _prune_empty(stage / version_name(inventory.head))
@@ -189,7 +190,7 @@ class PrimaryRoot:
 
 
 def load_inventory(data: bytes, sidecar: str, oid: str | None = None) -> Inventory:
-    if _sha512(data) != parse_sidecar(sidecar):
+    if sha512_hex(data) != parse_sidecar(sidecar):
         raise IntegrityError("inventory does not match its sidecar digest")
     inventory = Inventory.from_bytes(data)
     if oid is not None and inventory.id != oid:
@@ -263,7 +264,3 @@ def _prune_empty(version_dir: Path) -> None:
 def _unchanged(existing: Inventory, stored: list[Stored]) -> bool:
     head = existing.head_state()
     return all(head.get(s.logical) == s.sha512 for s in stored)
-
-
-def _sha512(data: bytes) -> str:
-    return hashlib.sha512(data).hexdigest()

@@ -2,8 +2,10 @@
 (docs/design/access.md).
 
 Exit status: 0 done; 2 bad input (a bad form answer, policy or term); 3 an unknown principal,
-model, application or key; 4 refused by the rules (a rejected applicant re-applying, a second
-pending application, a tier the model is not open to).
+model, application or key; 4 refused by the rules (a rejected or revoked applicant re-applying, a
+second pending application, a tier the model is not open to, a key for a model without a live
+grant, a reset of what is not rejected or revoked, an invitation for a principal that already
+has a console account).
 """
 
 from __future__ import annotations
@@ -15,23 +17,9 @@ import typer
 import yaml
 from rich.table import Table
 
-from emeritus.access import (
-    Accounts,
-    Applications,
-    ApplicationState,
-    Grants,
-    Keys,
-    Policies,
-    Principals,
-    check_terms,
-    new_password,
-    usage_totals,
-)
 from emeritus.cli.app import open_store
-from emeritus.cli.models import JsonOption
-from emeritus.cli.output import console, day, emit_json
+from emeritus.cli.output import JsonOption, console, day, emit_json
 from emeritus.errors import InvalidInput
-from emeritus.store import parse_when
 
 access_app = typer.Typer(
     help="Who may still use a retired model: principals, applications, grants, keys, usage.",
@@ -46,7 +34,7 @@ users_app = typer.Typer(
 )
 access_app.add_typer(users_app, name="users")
 
-Reason = Annotated[str, typer.Option(help="Why (recorded with the event).")]
+WhyOption = Annotated[str, typer.Option(help="Why (recorded with the event).")]
 
 
 def _yaml(path: Path, what: str) -> Any:
@@ -78,6 +66,8 @@ def principals_add(
     as_json: JsonOption = False,
 ) -> None:
     """Add a principal."""
+    from emeritus.access import Principals
+
     with open_store(ctx) as store:
         added = Principals(store).add(name, tier=tier, contact=contact)
     if as_json:
@@ -93,6 +83,8 @@ def principals_list(
     as_json: JsonOption = False,
 ) -> None:
     """List principals."""
+    from emeritus.access import Principals
+
     with open_store(ctx) as store:
         rows = [p.to_dict() for p in Principals(store).all(tier=tier)]
     _show(rows, ["name", "tier", "contact"], as_json, "no principals")
@@ -113,6 +105,8 @@ def policy(
     as_json: JsonOption = False,
 ) -> None:
     """Set (with --file) or show how a model is applied for."""
+    from emeritus.access import Policies
+
     with open_store(ctx) as store:
         policies = Policies(store)
         shown = policies.set(model, _yaml(file, "policy")) if file else policies.get(model)
@@ -134,6 +128,8 @@ def apply(
     as_json: JsonOption = False,
 ) -> None:
     """Apply for access to a model with the answers to its form."""
+    from emeritus.access import Applications
+
     given = _yaml(answers, "answers") if answers else {}
     with open_store(ctx) as store:
         application = Applications(store).submit(principal, model, given or {})
@@ -154,6 +150,8 @@ def applications(
     as_json: JsonOption = False,
 ) -> None:
     """List access applications (pending ones first to decide)."""
+    from emeritus.access import Applications, ApplicationState
+
     try:
         chosen = ApplicationState(state) if state else None
     except ValueError:
@@ -171,6 +169,8 @@ def approve(
     as_json: JsonOption = False,
 ) -> None:
     """Approve a pending application: a grant with the model's terms is created."""
+    from emeritus.access import Applications
+
     with open_store(ctx) as store:
         decided = Applications(store).approve(application, reason=reason)
     _decided(decided.to_dict(), as_json)
@@ -180,10 +180,12 @@ def approve(
 def reject(
     ctx: typer.Context,
     application: Annotated[str, typer.Argument(help="The application's id.")],
-    reason: Reason,
+    reason: WhyOption,
     as_json: JsonOption = False,
 ) -> None:
     """Reject a pending application; the applicant cannot re-apply until it is reset."""
+    from emeritus.access import Applications
+
     with open_store(ctx) as store:
         decided = Applications(store).reject(application, reason=reason)
     _decided(decided.to_dict(), as_json)
@@ -192,14 +194,36 @@ def reject(
 @access_app.command("reset")
 def reset(
     ctx: typer.Context,
-    application: Annotated[str, typer.Argument(help="A rejected application's id.")],
-    reason: Reason,
+    reason: WhyOption,
+    target: Annotated[
+        str,
+        typer.Argument(help="A rejected application's id, or the principal of a revoked grant."),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="The model of the revoked grant (with a principal).", show_default=False
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Lift a rejection so that the applicant may apply again."""
+    """Let an applicant apply again: lift a rejection (APPLICATION) or the block a revoked grant
+    leaves (PRINCIPAL MODEL; the revoked keys stay revoked)."""
+    from emeritus.access import Applications, Grants
+
     with open_store(ctx) as store:
-        decided = Applications(store).reset(application, reason=reason)
-    _decided(decided.to_dict(), as_json)
+        if model is None:
+            decided = Applications(store).reset(target, reason=reason)
+            _decided(decided.to_dict(), as_json)
+            return
+        lifted = Grants(store).reset(target, model, reason=reason)
+    if as_json:
+        emit_json(lifted.to_dict())
+    else:
+        console.print(
+            f"{target} may apply for {model} again (revocation of {lifted.uid} reset)",
+            markup=False,
+        )
 
 
 def _decided(application: dict[str, Any], as_json: bool) -> None:
@@ -226,6 +250,8 @@ def grant(
     as_json: JsonOption = False,
 ) -> None:
     """Grant a principal access to a model directly (replacing a live grant)."""
+    from emeritus.access import Grants, check_terms
+
     terms = check_terms(days, tokens, period, rpm)
     with open_store(ctx) as store:
         made = Grants(store).grant(principal, model, terms=terms, reason=reason)
@@ -244,10 +270,13 @@ def revoke(
     ctx: typer.Context,
     principal: Annotated[str, typer.Argument(help="Who.")],
     model: Annotated[str, typer.Argument(help="Which model.")],
-    reason: Reason,
+    reason: WhyOption,
     as_json: JsonOption = False,
 ) -> None:
-    """Revoke a principal's live grant for a model, at once."""
+    """Revoke a principal's live grant for a model at once, and their keys for it; they cannot
+    apply for it again until `reset PRINCIPAL MODEL`."""
+    from emeritus.access import Grants
+
     with open_store(ctx) as store:
         revoked = Grants(store).revoke(principal, model, reason=reason)
     if as_json:
@@ -264,6 +293,8 @@ def grants(
     as_json: JsonOption = False,
 ) -> None:
     """List grants, live and ended."""
+    from emeritus.access import Grants
+
     with open_store(ctx) as store:
         rows = [g.to_dict() for g in Grants(store).all(principal=principal, model=model)]
     columns = ["principal", "model", "expires_at", "revoked_at", "token_quota", "period"]
@@ -279,7 +310,10 @@ def keys_create(
     label: Annotated[str, typer.Option(help="A name for the key.")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API key. It is shown once: only its hash is kept."""
+    """Create an API key for models the principal holds live grants for. It is shown once: only
+    its hash is kept."""
+    from emeritus.access import Keys
+
     with open_store(ctx) as store:
         made = Keys(store).create(principal, model, days=days, label=label)
     if as_json:
@@ -300,6 +334,8 @@ def keys_list(
     as_json: JsonOption = False,
 ) -> None:
     """List keys (never their secrets)."""
+    from emeritus.access import Keys
+
     with open_store(ctx) as store:
         rows = [k.to_dict() for k in Keys(store).all(principal=principal)]
     _show(rows, ["key_id", "principal", "label", "expires_at", "revoked_at"], as_json, "no keys")
@@ -309,10 +345,12 @@ def keys_list(
 def keys_revoke(
     ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(help="The key's public id.")],
-    reason: Reason,
+    reason: WhyOption,
     as_json: JsonOption = False,
 ) -> None:
     """Revoke an API key at once."""
+    from emeritus.access import Keys
+
     with open_store(ctx) as store:
         revoked = Keys(store).revoke(key_id, reason=reason)
     if as_json:
@@ -332,6 +370,9 @@ def usage(
     as_json: JsonOption = False,
 ) -> None:
     """Usage per principal and model: requests, tokens, estimated cost, mean latency."""
+    from emeritus.access import usage_totals
+    from emeritus.store import parse_when
+
     start = parse_when(since, what="--since") if since else None
     with open_store(ctx) as store:
         rows = [
@@ -358,6 +399,8 @@ def users_add(
     as_json: JsonOption = False,
 ) -> None:
     """Create a console account; a generated password is printed once and never stored."""
+    from emeritus.access import Accounts, new_password
+
     if password_file is not None:
         try:
             password = password_file.read_text(encoding="utf-8").strip()
@@ -376,9 +419,44 @@ def users_add(
         console.print(f"  password (shown once): {shown}", markup=False)
 
 
+@access_app.command("invite")
+def invite(
+    ctx: typer.Context,
+    principal: Annotated[str, typer.Argument(help="An existing principal, without an account.")],
+    role: Annotated[str, typer.Option(help="operator, reviewer or applicant.")] = "applicant",
+    days: Annotated[int, typer.Option(help="Valid for this many days (at most 30).")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """Invite a principal to a console account: a one-time code, shown once, stored hashed."""
+    from emeritus.access import Invitations
+    from emeritus.store import iso
+
+    with open_store(ctx) as store:
+        made = Invitations(store).invite(principal, role=role, days=days)
+    if as_json:
+        emit_json(
+            {
+                "code": made.code,
+                "principal": made.principal,
+                "role": str(made.role),
+                "expires_at": iso(made.expires_at),
+            }
+        )
+        return
+    console.print(made.code, markup=False, soft_wrap=True)
+    console.print(
+        f"invitation for {made.principal} ({made.role}), once, until {day(made.expires_at)}: "
+        "they open /console/invitation on the gateway, enter the code and choose a password. "
+        "Send it now: it is not shown again.",
+        markup=False,
+    )
+
+
 @users_app.command("list")
 def users_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Enabled console accounts."""
+    from emeritus.access import Accounts
+
     with open_store(ctx) as store:
         accounts = Accounts(store).all()
     if as_json:
@@ -393,6 +471,8 @@ def users_disable(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The account.")]
 ) -> None:
     """Disable an account and end its sessions (the account stays in the record)."""
+    from emeritus.access import Accounts
+
     with open_store(ctx) as store:
         Accounts(store).disable(name)
     console.print(f"account {name} disabled", markup=False)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from emeritus import __version__
 from emeritus.errors import EmeritusError
-from emeritus.store import Settings, Store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) loads when a command opens it, not for --help
+    from emeritus.store import Settings, Store
 
 EXIT_STATUS = """\b
 Exit status:
@@ -24,6 +26,8 @@ Exit status:
   5  verification failed: the event chain is broken, an archive copy is damaged,
      or a model's behaviour differs from its fingerprint
   6  a model backend failed (a model that cannot be loaded, a server that does not answer)
+  7  an essay's text no longer matches what the model wrote, or its approval carries
+     no valid reviewer's signature (review and publication are refused)
 """
 
 
@@ -81,10 +85,14 @@ def root(
         ),
     ] = False,
 ) -> None:
+    from emeritus.store import Settings
+
     ctx.obj = Settings.from_env(home=home).with_actor(actor)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
+    from emeritus.store import Settings
+
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
     return settings
@@ -92,5 +100,7 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 @contextlib.contextmanager
 def open_store(ctx: typer.Context) -> Iterator[Store]:
+    from emeritus.store import Store
+
     with Store.open(settings_of(ctx)) as store:
         yield store

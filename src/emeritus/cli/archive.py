@@ -4,24 +4,13 @@ the preservation archive."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from emeritus.archive import (
-    Archive,
-    VerifyReport,
-    audit,
-    export_bag,
-    parse_subset,
-    repair,
-    replicate,
-    status,
-    verify,
-)
 from emeritus.cli.app import open_store
-from emeritus.cli.output import byte_progress, console, emit_json, plural, when
+from emeritus.cli.output import JsonOption, byte_progress, console, emit_json, plural, when
 from emeritus.cli.runtime import (
     check_behaviour,
     has_fingerprint,
@@ -29,13 +18,14 @@ from emeritus.cli.runtime import (
     take_fingerprint,
 )
 from emeritus.errors import IntegrityError, InvalidInput
-from emeritus.lifecycle import Registry
+
+if TYPE_CHECKING:
+    from emeritus.archive import VerifyReport
 
 archive_app = typer.Typer(
     help="The preservation archive: copies and their state.", no_args_is_help=True
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 VersionOption = Annotated[
     str | None,
     typer.Option(
@@ -79,9 +69,10 @@ def preserve(
 ) -> None:
     """Validate the files and preserve them bit-exact in the archive (an OCFL object); for GGUF
     weights, also record a behavioural fingerprint."""
+    from emeritus.archive import Archive
+
     taken = None
     with open_store(ctx) as store:
-        Registry(store).get(model)  # only registered models are preserved
         archive = Archive(store)
         with byte_progress(f"preserving {model}", enabled=not as_json) as progress:
             result = archive.preserve(model, paths, progress=progress)
@@ -139,6 +130,8 @@ def verify_command(
 ) -> None:
     """Check a preserved model on every copy: structure, or with --full every digest; with
     --behaviour, replay its fingerprints token by token."""
+    from emeritus.archive import Archive, verify
+
     if behaviour:
         with open_store(ctx) as store:
             reports = check_behaviour(store, model)
@@ -164,6 +157,8 @@ def audit_command(
     as_json: JsonOption = False,
 ) -> None:
     """A rotating full fixity audit across every object and copy (for cron)."""
+    from emeritus.archive import Archive, audit, parse_subset
+
     chosen = parse_subset(subset)
     with (
         open_store(ctx) as store,
@@ -208,11 +203,13 @@ def repair_command(
     as_json: JsonOption = False,
 ) -> None:
     """Replace damaged, missing or stray files on any copy from a copy whose digest matches."""
+    from emeritus.archive import Archive, repair_copies
+
     with (
         open_store(ctx) as store,
         byte_progress(f"repairing {model}", enabled=not as_json) as progress,
     ):
-        report = repair(Archive(store), model, progress=progress)
+        report = repair_copies(Archive(store), model, progress=progress)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -232,6 +229,8 @@ def restore(
     as_json: JsonOption = False,
 ) -> None:
     """Restore a preserved version bit-exact into DEST (every digest checked)."""
+    from emeritus.archive import Archive
+
     with (
         open_store(ctx) as store,
         byte_progress(f"restoring {model}", enabled=not as_json) as progress,
@@ -250,6 +249,8 @@ def export_bag_command(
     version: VersionOption = None,
 ) -> None:
     """Export a preserved version as a BagIt bag, fully validated."""
+    from emeritus.archive import Archive, export_bag
+
     with open_store(ctx) as store:
         export_bag(Archive(store), model, dest, version=_version(version))
     console.print(f"exported {model} as a validated BagIt bag in {dest}")
@@ -257,6 +258,8 @@ def export_bag_command(
 
 def replicate_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Bring every replica level with the primary, then check what was copied."""
+    from emeritus.archive import Archive, replicate
+
     with open_store(ctx) as store, byte_progress("replicating", enabled=not as_json) as progress:
         done = replicate(Archive(store), progress=progress)
     if as_json:
@@ -270,6 +273,8 @@ def replicate_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @archive_app.command("status")
 def status_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Per object: copies, last full fixity check, NDSA level."""
+    from emeritus.archive import Archive, status
+
     with open_store(ctx) as store:
         objects = status(Archive(store))
     if as_json:
@@ -311,6 +316,8 @@ def add_replica(
     ] = None,
 ) -> None:
     """Add a replica; `emeritus replicate` fills it."""
+    from emeritus.archive import Archive
+
     with open_store(ctx) as store:
         record = Archive(store).add_replica(url, name=name, location=location)
     console.print(f"added replica {record.name} at {record.url} ({record.location})")
@@ -319,6 +326,8 @@ def add_replica(
 @archive_app.command("copies")
 def copies(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the archive's copies."""
+    from emeritus.archive import Archive
+
     with open_store(ctx) as store:
         records = Archive(store).copies()
     if as_json:

@@ -11,9 +11,8 @@ from typing import Annotated
 import typer
 
 from emeritus.cli.app import open_store
-from emeritus.cli.models import JsonOption, print_checklist
-from emeritus.cli.output import emit_json
-from emeritus.report import checklist
+from emeritus.cli.models import print_checklist
+from emeritus.cli.output import JsonOption, emit_json
 
 
 def checklist_command(
@@ -23,6 +22,8 @@ def checklist_command(
 ) -> None:
     """The retirement checklist: notice, preservation, fingerprint, interview, review, report,
     decisions, access policy, essay channel."""
+    from emeritus.report import checklist
+
     with open_store(ctx) as store:
         items = checklist(store, model)
     if as_json:

@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 
 from emeritus.cli.app import open_store
-from emeritus.cli.output import console, count_progress, emit_json
-from emeritus.report import migration_guide
+from emeritus.cli.output import JsonOption, console, count_progress, emit_json
 
 
 def compare(
@@ -45,9 +44,11 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Compare a retiring model with its successor and write the migration guide."""
+    from emeritus.report import migration_guide
+
     with (
         open_store(ctx) as store,
         count_progress("answering", enabled=not as_json) as progress,

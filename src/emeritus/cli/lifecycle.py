@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from emeritus.cli.app import open_store
-from emeritus.cli.output import console, day, emit_json, when
-from emeritus.lifecycle import Availability, Registry
-from emeritus.store import Store, parse_when, utc_now
+from emeritus.cli.output import JsonOption, console, day, emit_json, when
+
+if TYPE_CHECKING:
+    from emeritus.store import Store
 
 lifecycle_app = typer.Typer(
     help="Scheduled lifecycle work and cancellations.", no_args_is_help=True
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Override a notice or date rule; needs --reason.")
 ]
@@ -26,6 +26,8 @@ ReasonOption = Annotated[
 
 def _publish(store: Store) -> None:
     # The database is the record; the files are rendered from it after the commit.
+    from emeritus.lifecycle import Registry
+
     Registry(store).publish_notices()
 
 
@@ -58,6 +60,9 @@ def deprecate(
     as_json: JsonOption = False,
 ) -> None:
     """Announce a model's retirement: set the date and successor, write a notice."""
+    from emeritus.lifecycle import Availability, Registry
+    from emeritus.store import parse_when
+
     retire_at = parse_when(retire_on, what="retirement date")
     after = Availability.parse(availability_after)
     with open_store(ctx) as store:
@@ -97,6 +102,8 @@ def retire(
     as_json: JsonOption = False,
 ) -> None:
     """Retire a deprecated model whose date has come, or change a retired model's availability."""
+    from emeritus.lifecycle import Availability, Registry
+
     chosen = Availability.parse(availability) if availability else None
     with open_store(ctx) as store:
         info, changed = Registry(store).retire(
@@ -123,19 +130,35 @@ def tick(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Retire every deprecated model whose date has passed. Idempotent; safe from cron."""
+    """Retire every deprecated model whose date has passed, and anchor the event log when its
+    newest checkpoint is a day old (exit status 5 when the log does not verify). Idempotent;
+    safe from cron."""
+    from emeritus.archive import Anchor, Archive
+    from emeritus.lifecycle import Registry
+    from emeritus.store import parse_when, utc_now
+
     at = parse_when(now, what="--now") if now else utc_now()
     with open_store(ctx) as store:
         retired = Registry(store).tick(now=at)
         if retired:
             _publish(store)
+        # At least daily: the events since the last checkpoint are the ones not yet anchored.
+        anchored = Anchor(Archive(store)).take_if_older(now=at)
     if as_json:
-        emit_json({"now": at.isoformat(), "retired": [m.to_dict() for m in retired]})
+        emit_json(
+            {
+                "now": at.isoformat(),
+                "retired": [m.to_dict() for m in retired],
+                "anchored": anchored.to_dict() if anchored else None,
+            }
+        )
         return
     for m in retired:
         console.print(
             f"retired [bold]{m.name}[/] (due {day(m.retire_at)}); availability {m.availability}"
         )
+    if anchored is not None:
+        console.print(f"event log anchored: new checkpoint at event {anchored.seq}")
     if not retired:
         console.print("nothing due")
 
@@ -150,6 +173,8 @@ def cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a deprecation: the model becomes active again, and a notice says so."""
+    from emeritus.lifecycle import Registry
+
     with open_store(ctx) as store:
         info = Registry(store).cancel(model, reason=reason)
         _publish(store)

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.table import Table
 
-from emeritus.archive import Archive
 from emeritus.cli.app import open_store
-from emeritus.cli.output import console, day, emit_json, when
+from emeritus.cli.output import JsonOption, console, day, emit_json, when
 from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle import Registry, State
-from emeritus.report import ChecklistItem, checklist
-from emeritus.store import Store, list_events, parse_when
+
+if TYPE_CHECKING:
+    from emeritus.report import ChecklistItem
+    from emeritus.store import Store
 
 models_app = typer.Typer(help="Register models and show their lifecycle.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @models_app.command("add")
@@ -36,6 +34,9 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Register a model; it starts active."""
+    from emeritus.lifecycle import Registry
+    from emeritus.store import parse_when
+
     released = parse_when(release_date, what="release date").date() if release_date else None
     with open_store(ctx) as store:
         info = Registry(store).add(
@@ -59,6 +60,8 @@ def list_models(
     as_json: JsonOption = False,
 ) -> None:
     """List registered models."""
+    from emeritus.lifecycle import Registry, State
+
     wanted = None
     if state is not None:
         try:
@@ -96,6 +99,10 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one model: its facts, lifecycle, notices and events."""
+    from emeritus.lifecycle import Registry
+    from emeritus.report import checklist
+    from emeritus.store import list_events
+
     with open_store(ctx) as store:
         registry = Registry(store)
         info = registry.get(name)
@@ -171,6 +178,8 @@ def print_checklist(items: list[ChecklistItem]) -> None:
 
 def _artifacts(store: Store, name: str) -> dict[str, Any] | None:
     """The model's preserved files (from its archive object), or None if not preserved."""
+    from emeritus.archive import Archive
+
     archive = Archive(store)
     try:
         record = archive.object(name)
@@ -202,6 +211,8 @@ def facts(
     as_json: JsonOption = False,
 ) -> None:
     """Record or show the operator's facts about a model's deployment and use."""
+    from emeritus.lifecycle import Registry
+
     with open_store(ctx) as store:
         registry = Registry(store)
         if file is not None:

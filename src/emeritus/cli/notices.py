@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from emeritus.cli.app import open_store
-from emeritus.cli.output import console, emit_json, when
-from emeritus.lifecycle import Registry
+from emeritus.cli.output import JsonOption, console, emit_json, when
 
 
 def notices(
@@ -24,9 +23,11 @@ def notices(
             help="Also write the Atom feed of all notices to this path.", show_default=False
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List notices, and (re)write them and the Atom feed under the home's notices/ folder."""
+    from emeritus.lifecycle import Registry
+
     with open_store(ctx) as store:
         registry = Registry(store)
         shown = registry.notices(model=model)

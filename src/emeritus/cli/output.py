@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,11 +23,24 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from emeritus.store import iso
+# Piped into a file or a log, Rich would assume 80 columns and cut table cells ("…"): use a
+# width no table reaches instead, unless the caller set COLUMNS.
+PIPED_WIDTH = 1000
 
-console = Console(highlight=False)
+
+def _console(**options: Any) -> Console:
+    terminal = Console(**options)
+    if terminal.is_terminal or os.environ.get("COLUMNS"):
+        return terminal
+    return Console(width=PIPED_WIDTH, **options)
+
+
+console = _console(highlight=False)
 # Progress goes to stderr, so `--json` output on stdout stays clean.
 progress_console = Console(stderr=True, highlight=False)
+
+# The one `--json` option every command that prints takes.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 ByteProgress = Callable[[int], Callable[[int], None]]
 
@@ -80,8 +94,11 @@ def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+# The store's display helpers, imported on use: importing the CLI loads no store.
 def when(value: datetime | None) -> str:
-    return "-" if value is None else iso(value)[:16].replace("T", " ") + " UTC"
+    from emeritus.store import human_minute
+
+    return human_minute(value, zone=True)
 
 
 def plural(count: int, noun: str) -> str:
@@ -89,4 +106,6 @@ def plural(count: int, noun: str) -> str:
 
 
 def day(value: datetime | None) -> str:
-    return "-" if value is None else f"{value:%Y-%m-%d}"
+    from emeritus.store import human_day
+
+    return human_day(value)

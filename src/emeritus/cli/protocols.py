@@ -7,17 +7,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emeritus.cli.output import console, emit_json
-from emeritus.interview import bundled_protocols, grid, load_protocol
+from emeritus.cli.output import JsonOption, console, emit_json
 
 protocols_app = typer.Typer(help="Interview protocols: list, show, check.", no_args_is_help=True)
 
 
 @protocols_app.command("list")
 def list_protocols(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The bundled protocols."""
+    from emeritus.interview import bundled_protocols, load_protocol
+
     found = [load_protocol(name) for name in bundled_protocols()]
     if as_json:
         emit_json([{"name": p.name, "version": p.version, "items": len(p.items)} for p in found])
@@ -32,9 +33,11 @@ def list_protocols(
 @protocols_app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="A bundled protocol's name or a YAML file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Blocks, items and the preferences they probe."""
+    from emeritus.interview import grid, load_protocol
+
     protocol = load_protocol(name)
     if as_json:
         emit_json(
@@ -83,6 +86,8 @@ def show(
 @protocols_app.command("check")
 def check(path: Annotated[str, typer.Argument(help="A protocol YAML file.")]) -> None:
     """Validate an operator's protocol file; exit 2 naming the first problem."""
+    from emeritus.interview import load_protocol
+
     protocol = load_protocol(path)
     console.print(
         f"{path}: valid protocol {protocol.name} v{protocol.version} ({len(protocol.items)} items)"

@@ -12,14 +12,9 @@ from typing import Annotated
 
 import typer
 
-from emeritus.archive import Archive
 from emeritus.cli.app import open_store
-from emeritus.cli.models import JsonOption
-from emeritus.cli.output import console, emit_json
+from emeritus.cli.output import JsonOption, console, emit_json
 from emeritus.errors import NotFound
-from emeritus.interview import load_protocol, runs, transcript
-from emeritus.lifecycle import Registry
-from emeritus.report import DECISIONS, add_note, decide, publish_report
 
 AuthorOption = Annotated[
     str | None, typer.Option(help="Who writes it (default: the actor).", show_default=False)
@@ -46,6 +41,9 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Write the post-deployment report (Markdown, HTML with charts, JSON) and archive it."""
+    from emeritus.interview import load_protocol
+    from emeritus.report import publish_report
+
     chosen = load_protocol(protocol) if protocol else None
     with open_store(ctx) as store:
         result = publish_report(store, model, protocol=chosen, out=out)
@@ -73,6 +71,8 @@ def note(
     as_json: JsonOption = False,
 ) -> None:
     """Add the team's interpretation to the model's next report."""
+    from emeritus.report import add_note
+
     with open_store(ctx) as store:
         written = add_note(store, model, text, author=author or store.settings.actor)
     if as_json:
@@ -85,7 +85,7 @@ def decide_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="An interviewed model.")],
     preference: Annotated[str, typer.Argument(help="A preference its interview probed.")],
-    decision: Annotated[str, typer.Option(help=f"One of: {', '.join(DECISIONS)}.")],
+    decision: Annotated[str, typer.Option(help="One of: honour, defer, decline.")],
     rationale: Annotated[str, typer.Option(help="Why.")],
     cost: Annotated[
         str, typer.Option(help="The estimated cost, e.g. '2 GB of storage, $0 a month'.")
@@ -95,6 +95,11 @@ def decide_command(
 ) -> None:
     """Decide on one preference the model expressed: honour, defer or decline, with a rationale
     and an estimated cost. A later decision supersedes an earlier one; both are kept."""
+    from emeritus.archive import Archive
+    from emeritus.interview import runs, transcript
+    from emeritus.lifecycle import Registry
+    from emeritus.report import decide
+
     with open_store(ctx) as store:
         Registry(store).get(model)
         archive = Archive(store)
@@ -120,6 +125,8 @@ def decide_command(
 
 
 def _probed(lines: list[dict[str, object]]) -> set[str]:
+    from emeritus.interview import load_protocol
+
     header = next(line for line in lines if line.get("type") == "session")
     protocol = load_protocol(str(header["protocol"]))
     return set(protocol.preferences)

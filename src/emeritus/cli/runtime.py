@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from emeritus.archive import Archive
 from emeritus.cli.app import open_store
-from emeritus.cli.output import byte_progress, console, emit_json
+from emeritus.cli.output import JsonOption, byte_progress, console, emit_json
 from emeritus.errors import EmeritusError, IntegrityError, NotFound
-from emeritus.lifecycle import Registry
-from emeritus.runtime import ChatRequest, Message, Params
-from emeritus.runtime.bundled import BUNDLED
-from emeritus.runtime.fingerprint import BehaviourReport
-from emeritus.runtime.preserved import fingerprint_model, open_preserved, verify_behaviour
-from emeritus.store import Store
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+if TYPE_CHECKING:
+    from emeritus.archive import Archive
+    from emeritus.runtime import BehaviourReport
+    from emeritus.store import Store
 
 
 def run(
@@ -35,6 +31,9 @@ def run(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
 ) -> None:
     """Chat once with a preserved model, streaming its answer to the terminal."""
+    from emeritus.archive import Archive
+    from emeritus.runtime import ChatRequest, Message, Params, open_preserved
+
     messages = ([Message("system", system)] if system else []) + [Message("user", prompt)]
     request = ChatRequest(
         tuple(messages), Params(max_tokens=max_tokens, temperature=temperature, seed=seed)
@@ -62,6 +61,8 @@ def fingerprint(
     as_json: JsonOption = False,
 ) -> None:
     """Answer the canary prompts greedily and store them as a new archive version."""
+    from emeritus.archive import Archive
+
     with open_store(ctx) as store:
         archive = Archive(store)
         name = take_fingerprint(archive, model)
@@ -73,6 +74,9 @@ def fingerprint(
 
 
 def check_behaviour(store: Store, model: str) -> list[BehaviourReport]:
+    from emeritus.archive import Archive
+    from emeritus.runtime import open_preserved, verify_behaviour
+
     archive = Archive(store)
     backend, _size = open_preserved(archive, model)
     try:
@@ -122,6 +126,10 @@ def add_bundled(
     ] = True,
 ) -> None:
     """Register and preserve the bundled models (SmolLM2-135M-Instruct, Gemma-3-270m)."""
+    from emeritus.archive import Archive
+    from emeritus.lifecycle import Registry
+    from emeritus.runtime import BUNDLED
+
     done: list[dict[str, Any]] = []
     with open_store(ctx) as store:
         registry, archive = Registry(store), Archive(store)
@@ -159,6 +167,8 @@ def add_bundled(
 
 
 def take_fingerprint(archive: Archive, model: str) -> str:
+    from emeritus.runtime import fingerprint_model, open_preserved
+
     backend, _size = open_preserved(archive, model)
     try:
         return fingerprint_model(archive, model, backend)[0]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
-from sqlalchemy.engine import make_url
 
 from emeritus.cli.app import open_store
-from emeritus.cli.output import console, emit_json
+from emeritus.cli.output import JsonOption, console, emit_json
 
 
 def init(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Create the data directory and bring the database schema up to date. Idempotent."""
+    from sqlalchemy.engine import make_url
+
     with open_store(ctx) as store:
         settings = store.settings
     database = make_url(settings.database_url).render_as_string(hide_password=True)

@@ -5,16 +5,18 @@ site and an Atom feed. Spec: docs/design/corner.md."""
 from emeritus.corner.cadence import KEYWORDS, latest_slot, next_slot, parse_cadence
 from emeritus.corner.channels import DEFAULT_PROMPT, Channel, Channels, ChannelState
 from emeritus.corner.drafts import MAX_ATTEMPTS, Draft, DraftState, rejection, title_of, write_draft
-from emeritus.corner.proof import TextAltered
-from emeritus.corner.review import VETO_CATEGORIES, Review
+from emeritus.corner.proof import ForgedApproval, TextAltered
+from emeritus.corner.review import CONSOLE, OS_USER, VETO_CATEGORIES, Review, Reviewer, os_reviewer
 from emeritus.corner.schedule import Opener, TickResult, tick
 from emeritus.corner.site import Publication, publish
 from emeritus.corner.tables import ChannelRecord, DraftRecord
 
 __all__ = [
+    "CONSOLE",
     "DEFAULT_PROMPT",
     "KEYWORDS",
     "MAX_ATTEMPTS",
+    "OS_USER",
     "VETO_CATEGORIES",
     "Channel",
     "ChannelRecord",
@@ -23,13 +25,16 @@ __all__ = [
     "Draft",
     "DraftRecord",
     "DraftState",
+    "ForgedApproval",
     "Opener",
     "Publication",
     "Review",
+    "Reviewer",
     "TextAltered",
     "TickResult",
     "latest_slot",
     "next_slot",
+    "os_reviewer",
     "parse_cadence",
     "publish",
     "rejection",

@@ -17,7 +17,7 @@ from emeritus.corner.cadence import next_slot, parse_cadence
 from emeritus.corner.context import check_news_source
 from emeritus.corner.tables import ChannelRecord
 from emeritus.errors import Conflict, InvalidInput, NotFound
-from emeritus.lifecycle import ModelRecord
+from emeritus.lifecycle import ModelRecord, require_model
 from emeritus.runtime import Params
 from emeritus.store import Store, append_event, canonical_json, iso, utc_now
 
@@ -105,13 +105,6 @@ def channel_of(store: Store, row: ChannelRecord, model: str) -> Channel:
     )
 
 
-def _model(session: Session, name: str) -> ModelRecord:
-    record = session.scalar(select(ModelRecord).where(ModelRecord.name == name))
-    if record is None:
-        raise NotFound(f"unknown model {name!r}")
-    return record
-
-
 def live_channel(session: Session, model: str, *, lock: bool = False) -> ChannelRecord:
     """The model's channel that is not closed."""
     query = (
@@ -145,6 +138,33 @@ def _check_params(options: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def _check_prompt(prompt: str) -> str:
+    template = _check_text(prompt, "prompt", 4000)
+    try:
+        template.format(model="", retired="", cadence="", context="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidInput(
+            f"the prompt may use only {{model}}, {{retired}}, {{cadence}}, {{context}}: {exc}"
+        ) from None
+    return template
+
+
+def _check_context(
+    news: Path | None, news_items: int, previous: bool, context_chars: int
+) -> dict[str, Any]:
+    """What each draft's context holds: news from a feed or folder, previous posts, a budget."""
+    if not 0 <= news_items <= 20:
+        raise InvalidInput(f"news items must be between 0 and 20, not {news_items}")
+    if not 0 <= context_chars <= 20_000:
+        raise InvalidInput(f"the context budget must be 0 to 20000 characters: {context_chars}")
+    return {
+        "news": str(check_news_source(news)) if news else None,
+        "news_items": news_items,
+        "previous": previous,
+        "chars": context_chars,
+    }
+
+
 class Channels:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -171,29 +191,14 @@ class Channels:
         expression = parse_cadence(cadence)
         title = _check_text(title, "title", 200)
         disclaimer = _check_text(disclaimer, "disclaimer", 2000)
-        template = _check_text(prompt or DEFAULT_PROMPT, "prompt", 4000)
-        try:
-            template.format(model="", retired="", cadence="", context="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise InvalidInput(
-                f"the prompt may use only {{model}}, {{retired}}, {{cadence}}, {{context}}: {exc}"
-            ) from None
-        if not 0 <= news_items <= 20:
-            raise InvalidInput(f"news items must be between 0 and 20, not {news_items}")
-        if not 0 <= context_chars <= 20_000:
-            raise InvalidInput(f"the context budget must be 0 to 20000 characters: {context_chars}")
-        context = {
-            "news": str(check_news_source(news)) if news else None,
-            "news_items": news_items,
-            "previous": previous,
-            "chars": context_chars,
-        }
+        template = _check_prompt(prompt or DEFAULT_PROMPT)
+        context = _check_context(news, news_items, previous, context_chars)
         checked = _check_params(params or {})
         folder = site.expanduser().resolve() if site else None
         if folder is not None and folder.exists() and not folder.is_symlink():
             raise InvalidInput(f"{folder} exists and is not a site this channel wrote")
         with self.store.transaction() as session:
-            record = _model(session, model)
+            record = require_model(session, model)
             taken = session.scalar(
                 select(ChannelRecord).where(
                     ChannelRecord.model_id == record.id,

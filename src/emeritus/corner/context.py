@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import feedparser
-
 from emeritus.errors import InvalidInput
 
 SUMMARY_CHARS = 200
@@ -16,7 +14,7 @@ TEXT_SUFFIXES = (".txt", ".md")
 
 
 @dataclass(frozen=True)
-class Item:
+class ContextItem:
     title: str
     summary: str
 
@@ -31,6 +29,8 @@ def check_news_source(path: Path) -> Path:
         return path
     if not path.is_file():
         raise InvalidInput(f"news source {path} is neither a feed file nor a folder")
+    import feedparser
+
     parsed = feedparser.parse(path.read_bytes())
     if parsed.bozo and not parsed.entries:
         raise InvalidInput(
@@ -44,7 +44,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def news_items(source: Path, limit: int) -> list[Item]:
+def news_items(source: Path, limit: int) -> list[ContextItem]:
     """The newest `limit` items: feed entries in feed order, or files newest first."""
     if limit <= 0:
         return []
@@ -58,13 +58,15 @@ def news_items(source: Path, limit: int) -> list[Item]:
         for file in files[:limit]:
             lines = file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
             title = lines[0].lstrip("# ").strip() if lines else file.stem
-            items.append(Item(_clip(title, 120), _clip(" ".join(lines[1:]), SUMMARY_CHARS)))
+            items.append(ContextItem(_clip(title, 120), _clip(" ".join(lines[1:]), SUMMARY_CHARS)))
         return items
     if not source.is_file():
         raise InvalidInput(f"news source {source} has gone")
+    import feedparser
+
     parsed = feedparser.parse(source.read_bytes())
     return [
-        Item(
+        ContextItem(
             _clip(str(entry.get("title", "untitled")), 120),
             _clip(str(entry.get("summary", "")), SUMMARY_CHARS),
         )
@@ -72,7 +74,7 @@ def news_items(source: Path, limit: int) -> list[Item]:
     ]
 
 
-def fit(news: list[Item], previous: list[Item], budget: int) -> dict[str, Any]:
+def fit(news: list[ContextItem], previous: list[ContextItem], budget: int) -> dict[str, Any]:
     """Keep items in order (news first, then posts) while they fit; record what was cut."""
     kept: dict[str, Any] = {"news": [], "previous": [], "cut": 0}
     used = 0

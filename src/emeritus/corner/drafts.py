@@ -1,10 +1,12 @@
 """Drafting: the model writes for a slot with the channel's minimal prompt and its context; an
-empty or degenerate text gets a bounded retry, and every attempt is kept.
-Spec: docs/design/corner.md."""
+empty or degenerate text gets a bounded retry, and every attempt is kept. Every change of a
+draft's state is a compare-and-set on that state (and, while drafting, on the writer's claim
+token), so a stale writer changes nothing. Spec: docs/design/corner.md."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,15 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from emeritus.corner.channels import ChannelState, channel_of, live_channel
-from emeritus.corner.context import Item, fit, news_items, render_context
+from emeritus.corner.channels import Channel, ChannelState, channel_of, live_channel
+from emeritus.corner.context import ContextItem, fit, news_items, render_context
 from emeritus.corner.tables import ChannelRecord, DraftRecord
 from emeritus.errors import Conflict, NotFound
-from emeritus.lifecycle import ModelRecord
+from emeritus.lifecycle import ModelRecord, require_model
 from emeritus.runtime import Backend, ChatRequest, Message, Params
 from emeritus.store import Store, append_event, canonical_json, iso, sha256_digest, utc_now
 
@@ -132,6 +134,28 @@ def load_draft(session: Session, draft_id: int, *, lock: bool = False) -> tuple[
     return found[0], found[1]
 
 
+def compare_and_set(
+    session: Session,
+    draft_id: int,
+    *,
+    state: DraftState,
+    values: dict[str, Any],
+    claim: str | None = None,
+    digest: str | None = None,
+) -> bool:
+    """`UPDATE corner_drafts SET values WHERE id = draft_id AND state = state [AND claim = claim]
+    [AND digest = digest]`: True when it changed the row, False when the row was no longer in
+    that state (another writer got there first)."""
+    query = update(DraftRecord).where(DraftRecord.id == draft_id, DraftRecord.state == state.value)
+    if claim is not None:
+        query = query.where(DraftRecord.claim == claim)
+    if digest is not None:
+        query = query.where(DraftRecord.digest == digest)
+    result = session.execute(query.values(**values).execution_options(synchronize_session="fetch"))
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount) == 1
+
+
 def rejection(text: str) -> str | None:
     """Why an attempt is unusable (empty, too short, repetitive), or None when it is usable."""
     stripped = text.strip()
@@ -170,7 +194,7 @@ def _retired(when: datetime | None) -> str:
     return f", retired on {when.day} {when:%B %Y}" if when else ""
 
 
-def _previous_posts(session: Session, channel_id: int) -> list[Item]:
+def _previous_posts(session: Session, channel_id: int) -> list[ContextItem]:
     rows = session.scalars(
         select(DraftRecord)
         .where(
@@ -179,13 +203,19 @@ def _previous_posts(session: Session, channel_id: int) -> list[Item]:
         )
         .order_by(DraftRecord.published_at.desc(), DraftRecord.id.desc())
     ).all()
-    return [Item(row.title or "untitled", " ".join((row.text or "").split())[:200]) for row in rows]
+    return [
+        ContextItem(row.title or "untitled", " ".join((row.text or "").split())[:200])
+        for row in rows
+    ]
 
 
 def _claim(
     session: Session, channel: ChannelRecord, slot: datetime | None, now: datetime
-) -> DraftRecord | None:
-    """Reserve the slot for this writer; None when another writer holds it or it is done."""
+) -> tuple[int, str] | None:
+    """Reserve the slot for this writer: (draft id, claim token); None when another writer holds
+    it or it is done. A claim older than STALE_CLAIM is taken over with a new token, so the
+    writer that held it can no longer complete it."""
+    token = secrets.token_hex(16)
     if slot is not None:
         held = session.scalar(
             select(DraftRecord)
@@ -195,11 +225,20 @@ def _claim(
         if held is not None:
             if held.state != DraftState.DRAFTING.value or now - held.created_at < STALE_CLAIM:
                 return None
-            held.created_at = now
-            session.flush()
-            return held
+            taken = compare_and_set(
+                session,
+                held.id,
+                state=DraftState.DRAFTING,
+                claim=held.claim,
+                values={"created_at": now, "claim": token},
+            )
+            return (held.id, token) if taken else None
     row = DraftRecord(
-        channel_id=channel.id, slot=slot, state=DraftState.DRAFTING.value, created_at=now
+        channel_id=channel.id,
+        slot=slot,
+        state=DraftState.DRAFTING.value,
+        created_at=now,
+        claim=token,
     )
     try:
         with session.begin_nested():
@@ -207,7 +246,7 @@ def _claim(
             session.flush()
     except IntegrityError:
         return None  # another tick claimed the slot between our read and our write
-    return row
+    return row.id, token
 
 
 def _generate(
@@ -234,6 +273,25 @@ def _generate(
     return None, attempts, used
 
 
+def _prompt(
+    session: Session, channel_id: int, channel: Channel, model: str
+) -> tuple[str, dict[str, Any], int]:
+    """The prompt for the next essay, the context it shows (news and previous posts, fitted to
+    the channel's budget) and the essay's number."""
+    settings = channel.context
+    news = news_items(Path(settings["news"]), settings["news_items"]) if settings["news"] else []
+    previous = _previous_posts(session, channel_id) if settings["previous"] else []
+    shown = fit(news, previous, settings["chars"])
+    context_text = render_context(shown)
+    prompt = channel.prompt.format(
+        model=model,
+        retired=_retired(require_model(session, model).retired_at),
+        cadence=channel.cadence_words,
+        context=context_text + "\n\n" if context_text else "",
+    )
+    return prompt, shown, 1 + len(previous)
+
+
 def write_draft(
     store: Store,
     model: str,
@@ -253,48 +311,49 @@ def write_draft(
         claim = _claim(session, row, slot, now)
         if claim is None:
             return None
-        settings = channel.context
-        news = (
-            news_items(Path(settings["news"]), settings["news_items"]) if settings["news"] else []
-        )
-        previous = _previous_posts(session, row.id) if settings["previous"] else []
-        shown = fit(news, previous, settings["chars"])
-        claim_id, number = claim.id, 1 + len(previous)
-        context_text = render_context(shown)
-        retired = session.scalar(select(ModelRecord).where(ModelRecord.name == model))
-        assert retired is not None
-        prompt = channel.prompt.format(
-            model=model,
-            retired=_retired(retired.retired_at),
-            cadence=channel.cadence_words,
-            context=context_text + "\n\n" if context_text else "",
-        )
+        claim_id, token = claim
+        prompt, shown, number = _prompt(session, row.id, channel, model)
     try:
         text, attempts, used = _generate(backend, prompt, channel.params, seed=claim_id)
     except BaseException:
-        # Free the slot so the next tick tries again; the failure is the caller's to report.
+        # Free the slot so the next tick tries again, unless another writer took it over; the
+        # failure is the caller's to report.
         with store.transaction() as session:
-            dead = session.get(DraftRecord, claim_id)
-            if dead is not None and dead.state == DraftState.DRAFTING.value:
-                session.delete(dead)
+            session.execute(
+                delete(DraftRecord).where(
+                    DraftRecord.id == claim_id,
+                    DraftRecord.state == DraftState.DRAFTING.value,
+                    DraftRecord.claim == token,
+                )
+            )
         raise
+    values: dict[str, Any] = {
+        "prompt": prompt,
+        "context": canonical_json(shown),
+        "params": canonical_json({**channel.params, "seed": used.seed}),
+        "backend": canonical_json(backend.describe()),
+        "attempts": canonical_json(attempts),
+        "claim": None,
+    }
+    if text is None:
+        values["state"] = DraftState.FAILED.value
+        kind, payload = "corner.draft-failed", {}
+    else:
+        digest = sha256_digest(text.encode("utf-8"))
+        values.update(
+            state=DraftState.PENDING.value, text=text, title=title_of(text, number), digest=digest
+        )
+        kind, payload = "corner.drafted", {"digest": digest, "title": values["title"]}
     with store.transaction() as session:
-        row_, _ = load_draft(session, claim_id, lock=True)
-        row_.prompt = prompt
-        row_.context = canonical_json(shown)
-        row_.params = canonical_json({**channel.params, "seed": used.seed})
-        row_.backend = canonical_json(backend.describe())
-        row_.attempts = canonical_json(attempts)
-        if text is None:
-            row_.state = DraftState.FAILED.value
-            kind, payload = "corner.draft-failed", {}
-        else:
-            row_.state = DraftState.PENDING.value
-            row_.text = text
-            row_.title = title_of(text, number)
-            row_.digest = sha256_digest(text.encode("utf-8"))
-            kind, payload = "corner.drafted", {"digest": row_.digest, "title": row_.title}
-        session.flush()
+        # Only the writer still holding the claim completes the draft: one whose claim expired
+        # and was taken over (the draft may be reviewed or published by now) changes nothing.
+        if not compare_and_set(
+            session, claim_id, state=DraftState.DRAFTING, claim=token, values=values
+        ):
+            raise Conflict(
+                f"draft {claim_id} was taken over by another writer when this one's claim "
+                f"expired ({STALE_CLAIM}): its text is discarded and the draft is unchanged"
+            )
         append_event(
             session,
             kind=kind,
@@ -307,4 +366,5 @@ def write_draft(
                 **payload,
             },
         )
+        row_, _ = load_draft(session, claim_id)
         return draft_of(row_, model)

@@ -1,18 +1,23 @@
-"""Review: a queue of drafts; a reviewer approves, or vetoes with a category from a short
-high-risk list and a reason. Nobody edits. Spec: docs/design/corner.md, invariant 1."""
+"""Review: a queue of drafts; an authenticated reviewer approves, or vetoes with a category from
+a short high-risk list and a reason. Nobody edits. Each review is signed with the home's key and
+changes the draft by compare-and-set on its state. Spec: docs/design/corner.md, invariant 1 and
+"Reviewers"."""
 
 from __future__ import annotations
 
+import os
+import pwd
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 
-from emeritus.corner.drafts import Draft, DraftState, draft_of, load_draft
-from emeritus.corner.proof import check_unedited
+from emeritus.corner.drafts import Draft, DraftState, compare_and_set, draft_of, load_draft
+from emeritus.corner.proof import APPROVED, VETOED, check_unedited, review_body
 from emeritus.corner.tables import ChannelRecord, DraftRecord
 from emeritus.errors import Conflict, InvalidInput
 from emeritus.lifecycle import ModelRecord
-from emeritus.store import Store, append_event, utc_now
+from emeritus.store import Settings, Store, append_event, sign_record, utc_now
 
 # The only grounds for a veto. The bar is high on purpose: disagreeing with the essay is not one.
 VETO_CATEGORIES = {
@@ -24,13 +29,42 @@ VETO_CATEGORIES = {
 }
 
 
-def _reviewer(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidInput("a review needs the reviewer's name")
-    if len(name) > 200:
-        raise InvalidInput("the reviewer's name is longer than 200 characters")
-    return name
+CONSOLE = "console"  # a reviewer or operator account signed in to the console
+OS_USER = "os-user"  # the operating-system account running the CLI, named in EMERITUS_REVIEWERS
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Someone the calling interface authenticated as a reviewer, and how (`via`: CONSOLE,
+    OS_USER). Only the interfaces make one: the console from its signed-in account, the CLI from
+    `os_reviewer`. The review is signed in this process, so a review that did not pass through
+    one of them (a row written by SQL) carries no valid signature."""
+
+    name: str
+    via: str
+
+    def __post_init__(self) -> None:
+        if not self.name.strip() or self.name != self.name.strip():
+            raise InvalidInput("a review needs the reviewer's name")
+        if len(self.name) > 200:
+            raise InvalidInput("the reviewer's name is longer than 200 characters")
+        if not self.via.strip():
+            raise InvalidInput("a review needs to say how the reviewer was authenticated")
+
+
+def os_reviewer(settings: Settings) -> Reviewer:
+    """The operating-system account running this process (from the password database by
+    effective uid, not $USER or $LOGNAME), when `settings.reviewers` names it."""
+    try:
+        name = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        raise Conflict("this process's user has no account name, so it cannot review") from None
+    if name not in settings.reviewers:
+        raise Conflict(
+            f"the operating-system user {name!r} is not a reviewer: only the accounts named in "
+            "EMERITUS_REVIEWERS approve or veto from the CLI (or review in the console)"
+        )
+    return Reviewer(name, OS_USER)
 
 
 class Review:
@@ -62,7 +96,7 @@ class Review:
             row, model = load_draft(session, draft_id)
             return draft_of(row, model)
 
-    def approve(self, draft_id: int, *, reviewer: str, now: datetime | None = None) -> Draft:
+    def approve(self, draft_id: int, *, reviewer: Reviewer, now: datetime | None = None) -> Draft:
         return self._review(draft_id, reviewer=reviewer, veto=None, reason="", now=now)
 
     def veto(
@@ -71,7 +105,7 @@ class Review:
         *,
         category: str,
         reason: str,
-        reviewer: str,
+        reviewer: Reviewer,
         now: datetime | None = None,
     ) -> Draft:
         if category not in VETO_CATEGORIES:
@@ -86,34 +120,64 @@ class Review:
         self,
         draft_id: int,
         *,
-        reviewer: str,
+        reviewer: Reviewer,
         veto: str | None,
         reason: str,
         now: datetime | None,
     ) -> Draft:
-        reviewer = _reviewer(reviewer)
+        if not isinstance(reviewer, Reviewer):
+            raise InvalidInput("a review needs an authenticated reviewer")
         now = now or utc_now()
+        key = self.store.signing_key()
+        kind = VETOED if veto else APPROVED
         with self.store.transaction() as session:
-            row, model = load_draft(session, draft_id, lock=True)
+            row, model = load_draft(session, draft_id)
             if row.state != DraftState.PENDING.value:
                 raise Conflict(f"draft {draft_id} is {row.state}: only a pending draft is reviewed")
             # A reviewer must approve what the model wrote, not what someone put there since.
             check_unedited(session, model, [row], approved=False)
-            row.state = (DraftState.VETOED if veto else DraftState.APPROVED).value
-            row.reviewer = reviewer
-            row.reviewed_at = now
-            row.veto_category = veto
-            row.veto_reason = reason.strip() or None
-            session.flush()
-            append_event(
+            digest = row.digest
+            changed = compare_and_set(
                 session,
-                kind="corner.vetoed" if veto else "corner.approved",
-                subject=f"model:{model}",
-                actor=reviewer,
-                payload={
-                    "draft": row.id,
-                    "digest": row.digest,
-                    **({"category": veto, "reason": reason.strip()} if veto else {}),
+                draft_id,
+                state=DraftState.PENDING,
+                digest=digest,
+                values={
+                    "state": (DraftState.VETOED if veto else DraftState.APPROVED).value,
+                    "reviewer": reviewer.name,
+                    "reviewed_at": now,
+                    "veto_category": veto,
+                    "veto_reason": reason.strip() or None,
                 },
             )
+            if not changed:
+                raise Conflict(
+                    f"draft {draft_id} changed while it was reviewed (someone else reviewed it): "
+                    "nothing changed"
+                )
+            details = {"category": veto, "reason": reason.strip()} if veto else {}
+            body = review_body(
+                kind,
+                draft=draft_id,
+                digest=digest,
+                model=model,
+                reviewer=reviewer.name,
+                via=reviewer.via,
+                **details,
+            )
+            append_event(
+                session,
+                kind=kind,
+                subject=f"model:{model}",
+                actor=reviewer.name,
+                payload={
+                    "draft": draft_id,
+                    "digest": digest,
+                    "reviewer": reviewer.name,
+                    "via": reviewer.via,
+                    **details,
+                    "signature": sign_record(key, body),
+                },
+            )
+            row, model = load_draft(session, draft_id)
             return draft_of(row, model)

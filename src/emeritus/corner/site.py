@@ -1,5 +1,7 @@
 """Publication: approved drafts become a static site and an Atom feed, each text checked against
-the digests the event log holds before it is written, the whole site swapped in atomically.
+the digests the event log holds and its approval's signature before it is written, the chain
+verified from its newest signed checkpoint, the whole site swapped in atomically, and the log
+anchored again once the publication is committed.
 Spec: docs/design/corner.md, invariants 2-4 and "The site"."""
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from typing import Any
 
 from feedgen.feed import FeedGenerator
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from emeritus.archive import Anchor, Archive
 from emeritus.corner.channels import Channel, channel_of, live_channel
 from emeritus.corner.drafts import DraftState
-from emeritus.corner.proof import TextAltered, check_unedited
+from emeritus.corner.proof import TextAltered, check_unedited, signed_reviewers
 from emeritus.corner.tables import ChannelRecord, DraftRecord
-from emeritus.errors import InvalidInput
+from emeritus.errors import Conflict, InvalidInput
 from emeritus.lifecycle import ModelRecord
 from emeritus.store import Store, append_event, as_utc, fsync_path, iso, sha256_digest, utc_now
 
@@ -38,6 +41,8 @@ class Publication:
     generation: Path
     posts: int
     published: list[int]  # drafts that reached the site for the first time
+    walked: int = 0  # events read to verify the chain (from the newest checkpoint)
+    anchored: int | None = None  # the seq of the checkpoint taken after it, if one was
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +51,8 @@ class Publication:
             "generation": str(self.generation),
             "posts": self.posts,
             "published": self.published,
+            "walked": self.walked,
+            "anchored": self.anchored,
         }
 
 
@@ -67,7 +74,9 @@ def _day(when: datetime) -> str:
     return f"{when.day} {when:%B %Y}"
 
 
-def _posts(rows: list[DraftRecord], now: datetime) -> list[dict[str, Any]]:
+def _posts(
+    rows: list[DraftRecord], reviewers: dict[int, str], now: datetime
+) -> list[dict[str, Any]]:
     posts = []
     for number, row in enumerate(rows, start=1):
         assert row.text is not None and row.title is not None
@@ -80,7 +89,7 @@ def _posts(rows: list[DraftRecord], now: datetime) -> list[dict[str, Any]]:
                 "text": row.text,
                 "paragraphs": [p for p in re.split(r"\n\s*\n", row.text.strip()) if p.strip()],
                 "digest": row.digest,
-                "reviewer": row.reviewer,
+                "reviewer": reviewers.get(row.id, row.reviewer),
                 "when": when,
                 "iso": iso(when),
                 "day": _day(when),
@@ -211,25 +220,38 @@ def publish(
 ) -> Publication:
     """Rebuild the model's site from its approved and published drafts and swap it in."""
     now = now or utc_now()
+    anchor = Anchor(Archive(store))
+    newest = anchor.newest()
+    if newest.problems:
+        raise TextAltered(f"the event log's checkpoints do not verify: {newest.problems[0]}")
+    key = store.signing_key()
     with store.transaction() as session:
         row: ChannelRecord = live_channel(session, model, lock=True)
         channel = channel_of(store, row, model)
         record = session.scalar(select(ModelRecord).where(ModelRecord.name == model))
         assert record is not None
         rows = _site_rows(session, row.id)
-        check_unedited(session, model, rows, approved=True)
+        # From the newest checkpoint, not the first event: the log may hold millions of events.
+        chain = check_unedited(session, model, rows, approved=True, key=key, since=newest.position)
+        assert chain is not None
         site = channel.site
         if site.exists() and not site.is_symlink():
             raise InvalidInput(f"{site} exists and is not a site emeritus wrote")
+        fresh = [r.id for r in rows if r.state == DraftState.APPROVED.value]
+        if fresh:
+            result = session.execute(
+                update(DraftRecord)
+                .where(DraftRecord.id.in_(fresh), DraftRecord.state == DraftState.APPROVED.value)
+                .values(state=DraftState.PUBLISHED.value, published_at=now)
+                .execution_options(synchronize_session="fetch")
+            )
+            assert isinstance(result, CursorResult)
+            if result.rowcount != len(fresh):
+                raise Conflict(f"{model}'s approved drafts changed during publication: try again")
         site.parent.mkdir(parents=True, exist_ok=True)
-        posts = _posts(rows, now)
+        posts = _posts(rows, signed_reviewers(session, model, key), now)
         generation = _write_generation(site, _render(channel, record, posts, now))
         _swap(site, generation)
-        fresh = [r for r in rows if r.state == DraftState.APPROVED.value]
-        for draft in fresh:
-            draft.state = DraftState.PUBLISHED.value
-            draft.published_at = now
-        session.flush()
         append_event(
             session,
             kind="corner.published",
@@ -239,7 +261,17 @@ def publish(
                 "channel": row.id,
                 "generation": generation.name,
                 "posts": {str(r.id): r.digest for r in rows},
-                "new": [r.id for r in fresh],
+                "new": fresh,
             },
         )
-        return Publication(model, site, generation, len(rows), [r.id for r in fresh])
+    # Anchor the log with the publication in it (after the commit: the checkpoint covers it).
+    taken = anchor.take().taken
+    return Publication(
+        model,
+        site,
+        generation,
+        len(rows),
+        fresh,
+        chain.walked,
+        taken.seq if taken is not None else None,
+    )

@@ -60,3 +60,5 @@ class DraftRecord(Base):
     veto_category: Mapped[str | None] = mapped_column(String(40), nullable=True)
     veto_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The drafting writer's token while the draft is `drafting`: its final write must match it.
+    claim: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType, ReaderField
 
+from emeritus.formats.weights import GGUF_MAGIC as MAGIC
 from emeritus.formats.weights import FormatError, TensorInfo, WeightsFile, file_size, open_weights
 
-MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 HEADER_LENGTH = 24  # magic, version (u32), tensor count and metadata count (u64 each)
 # The smallest possible entries: a tensor with an empty name and no dimensions; a metadata entry

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emeritus.formats.gguf import MAGIC, inspect_gguf
 from emeritus.formats.safetensors import inspect_safetensors, plausible_header
-from emeritus.formats.weights import FormatError, WeightsFile, file_size, open_weights
+from emeritus.formats.weights import (
+    GGUF_MAGIC as MAGIC,
+)
+from emeritus.formats.weights import (
+    FormatError,
+    WeightsFile,
+    file_size,
+    open_weights,
+)
 
 
 def detect_format(path: Path | str) -> str | None:
@@ -33,5 +40,7 @@ def inspect_weights(path: Path | str) -> WeightsFile:
     if found == "safetensors":
         return inspect_safetensors(path)
     if found == "gguf":
+        from emeritus.formats.gguf import inspect_gguf  # gguf and numpy load on first use
+
         return inspect_gguf(path)
     raise FormatError(path, "not a GGUF or safetensors file")

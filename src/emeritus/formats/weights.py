@@ -12,6 +12,8 @@ from typing import Any
 
 from emeritus.errors import InvalidInput
 
+GGUF_MAGIC = b"GGUF"  # here, so that detecting a format loads neither gguf nor numpy
+
 
 class FormatError(InvalidInput):
     """A weight file is malformed; str(exc) is one line naming the file and the defect,

@@ -3,22 +3,22 @@ revoke, create keys, read usage), which need the operator key."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from emeritus.access import (
     Applications,
     ApplicationState,
+    Decision,
     Grants,
     Keys,
-    Principals,
     check_terms,
     usage_totals,
 )
-from emeritus.errors import Conflict, InvalidInput, NotFound
-from emeritus.gateway.common import Admin, Current
+from emeritus.errors import InvalidInput, NotFound
+from emeritus.gateway.common import Admin, Current, bearer, error, refusal
 from emeritus.gateway.schemas import (
     ApplicationRequest,
     DecisionRequest,
@@ -30,16 +30,28 @@ from emeritus.gateway.schemas import (
 router = APIRouter()
 
 
-@router.post("/v1/access/applications", status_code=201)
-def apply(body: ApplicationRequest, gateway: Current) -> dict[str, Any]:
-    """Apply for access: a new principal is created in the default tier."""
-    principals = Principals(gateway.store)
+@router.post("/v1/access/applications", status_code=201, response_model=None)
+def apply(
+    body: ApplicationRequest, request: Request, gateway: Current
+) -> Response | dict[str, Any]:
+    """Apply for access to a model, as the principal whose key authenticates the request (a
+    newcomer, who holds no key yet, signs up and applies in the console)."""
+    key = bearer(request)
+    scope = gateway.gate.visible_models(key)  # the gate's key check: its refusals, its counts
+    if isinstance(scope, Decision):
+        return refusal(gateway, scope)
+    assert key is not None
     try:
-        principals.get(body.principal)
-    except NotFound:
-        with contextlib.suppress(Conflict):  # created meanwhile by a concurrent application
-            principals.add(body.principal, tier=gateway.default_tier, contact=body.contact)
-    submitted = Applications(gateway.store).submit(body.principal, body.model, body.answers)
+        applicant = Keys(gateway.store).holder(key)
+    except NotFound:  # revoked or expired since the gate looked
+        return error(401, "invalid API key", "unknown_key", **{"WWW-Authenticate": "Bearer"})
+    if body.principal is not None and body.principal != applicant:
+        return error(
+            403,
+            f"this key is {applicant}'s: a principal applies only in its own name",
+            "principal_mismatch",
+        )
+    submitted = Applications(gateway.store).submit(applicant, body.model, body.answers)
     return submitted.to_dict(answers=False)
 
 

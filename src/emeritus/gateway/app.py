@@ -6,41 +6,101 @@ exactly once. Spec: docs/design/access.md, "The gateway"."""
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emeritus import __version__
 from emeritus.errors import Conflict, EmeritusError, InvalidInput, NotFound
 from emeritus.gateway import access_api, console, console_access, console_watch, openai_api
-from emeritus.gateway.common import Admin, Current, Gateway, error
-from emeritus.runtime.pool import ModelPool
+from emeritus.gateway.admission import AdmissionSettings
+from emeritus.gateway.common import Admin, Current, EncodableJSONResponse, Gateway, error
+from emeritus.gateway.headers import SecurityHeaders
+from emeritus.gateway.openapi_links import install as install_links
+from emeritus.runtime import ModelPool
 from emeritus.store import Store
 
 MAX_BODY = 1_000_000  # bytes
 STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409}
 
 
+class BodyTooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, f"the body is larger than {MAX_BODY:,} bytes")
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes on every route, counting the bytes as they
+    arrive: a declared Content-Length over the limit is refused before anything is read, and a
+    body without one (chunked) the moment its count passes the limit. The refusal is a 413 in the
+    OpenAI error shape whatever the route was doing with the body when it stopped."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen, over, started = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    over = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if over and not started:  # whatever the route answers now, the client gets a 413
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not over or started:
+                raise
+        if over and not started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error(413, f"the body is larger than {self.limit:,} bytes", "body_too_large")
+        await response(scope, receive, send)
+
+
 def create_app(
-    store: Store, pool: ModelPool, *, admin_key: str | None, default_tier: str = "research"
+    store: Store,
+    pool: ModelPool,
+    *,
+    admin_key: str | None,
+    default_tier: str = "research",
+    admission: AdmissionSettings | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="emeritus gateway",
         version=__version__,
         description="Retired models, OpenAI-compatible, for the people they are kept for.",
+        default_response_class=EncodableJSONResponse,
     )
-    app.state.gateway = Gateway(store, pool, admin_key, default_tier)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return error(413, f"the body is larger than {MAX_BODY:,} bytes", "body_too_large")
-        response: Response = await call_next(request)
-        return response
+    app.state.gateway = Gateway(
+        store, pool, admin_key, default_tier, admission or AdmissionSettings()
+    )
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
+    install_links(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,20 +1,23 @@
-"""What every route of the gateway shares: the running gateway, bearer tokens, the operator check
-and OpenAI-shaped errors."""
+"""What every route of the gateway shares: the running gateway, bearer tokens, the operator check,
+OpenAI-shaped errors and a JSON response that every input can be encoded in."""
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-from typing import Annotated
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from emeritus.access import Gate
+from emeritus.access import Decision, Gate
+from emeritus.gateway.admission import Admission, AdmissionSettings
 from emeritus.gateway.metrics import Metrics
 from emeritus.lifecycle import Registry
-from emeritus.runtime.pool import ModelPool
+from emeritus.runtime import ModelPool
 from emeritus.store import Store
 
 
@@ -24,11 +27,13 @@ class Gateway:
     pool: ModelPool
     admin_key: str | None
     default_tier: str = "research"
+    admission_settings: AdmissionSettings = field(default_factory=AdmissionSettings)
 
     def __post_init__(self) -> None:
         self.gate = Gate(self.store)
         self.registry = Registry(self.store)
         self.metrics = Metrics(lambda: len(self.pool.loaded()))
+        self.admission = Admission(self.pool, self.admission_settings, self.metrics)
 
 
 def current(request: Request) -> Gateway:
@@ -36,9 +41,38 @@ def current(request: Request) -> Gateway:
     return gateway
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class EncodableJSONResponse(JSONResponse):
+    """JSON in UTF-8 whatever the content: a lone surrogate (which JSON escapes can carry in but
+    UTF-8 cannot carry out) becomes U+FFFD instead of an unencodable, unanswered response."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
 def error(status: int, message: str, code: str, **headers: str) -> JSONResponse:
     body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return EncodableJSONResponse(body, status_code=status, headers=headers or None)
+
+
+def refusal(gateway: Gateway, decision: Decision) -> JSONResponse:
+    """The gate's refusal as the client sees it: its status, Retry-After, WWW-Authenticate."""
+    assert decision.reason is not None
+    gateway.metrics.denials.labels(str(decision.reason)).inc()
+    headers = {}
+    if decision.retry_after is not None:
+        headers["Retry-After"] = str(decision.retry_after)
+    if decision.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return EncodableJSONResponse(
+        decision.error_body(), status_code=decision.status, headers=headers
+    )
 
 
 def bearer(request: Request) -> str | None:

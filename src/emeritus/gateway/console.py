@@ -1,10 +1,13 @@
 """The console's pages: sign-in, the models with their retirement checklists, and the essay
-review queue. Sessions are cookies; every form carries the session's CSRF token.
+review queue. Sessions are cookies; every form carries the session's CSRF token, and a form sent
+before a session (sign-in, sign-up, invitation) its pre-session cookie's token.
 Spec: docs/design/console.md."""
 
 from __future__ import annotations
 
+import hmac
 import re
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,15 +16,20 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
-from emeritus.access import Accounts, Policies, Role, SignedIn
+from emeritus.access import Accounts, Busy, Policies, Role, SignedIn, Throttled
 from emeritus.archive import Archive
-from emeritus.corner import VETO_CATEGORIES, Channels, Review, publish
+from emeritus.corner import CONSOLE, VETO_CATEGORIES, Channels, Review, Reviewer, publish
 from emeritus.errors import EmeritusError, NotFound
 from emeritus.gateway.common import Current
+from emeritus.gateway.console_pages import cursor, event_page
+from emeritus.interview import latest_analysis
 from emeritus.report import checklist
-from emeritus.store import iso, list_events
+from emeritus.store import human_day, human_minute, iso, utc_now
 
 COOKIE = "emeritus_session"
+PRE_SESSION = "emeritus_form"  # the token of forms sent before a session exists
+_PRE_SESSION_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")
+FORM_EXPIRED = "This form has expired or was not sent from this console: please send it again."
 STATIC = Path(__file__).parent / "templates" / "console"
 router = APIRouter(prefix="/console", include_in_schema=False)
 _env = Environment(
@@ -69,9 +77,49 @@ def stylesheet() -> FileResponse:
     return FileResponse(STATIC / "console.css", media_type="text/css")
 
 
+def anonymous_page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page with a form sent before any session (sign-in, sign-up, invitation): its hidden
+    `csrf` field carries the pre-session cookie's value (login CSRF, double submit), and the
+    cookie is set here when the browser has none."""
+    token = request.cookies.get(PRE_SESSION, "")
+    fresh = not _PRE_SESSION_VALUE.fullmatch(token)
+    if fresh:
+        token = secrets.token_urlsafe(32)
+    response = page(name, status, form_csrf=token, **context)
+    if fresh:
+        response.set_cookie(
+            PRE_SESSION,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/console",
+        )
+    return response
+
+
+def pre_session_matches(request: Request, given: str) -> bool:
+    """Whether a form sent before any session carries its browser's pre-session token."""
+    cookie = request.cookies.get(PRE_SESSION, "")
+    return bool(_PRE_SESSION_VALUE.fullmatch(cookie)) and hmac.compare_digest(
+        given.encode(), cookie.encode()
+    )
+
+
+def refused(request: Request, name: str, status: int, message: str, retry_after: int) -> Response:
+    """The form again with why it was refused, and when to try again (429, 503)."""
+    response = anonymous_page(request, name, status, message=message)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/sign-in", response_class=HTMLResponse)
-def sign_in_form() -> HTMLResponse:
-    return page("sign_in.html")
+def sign_in_form(request: Request) -> HTMLResponse:
+    return anonymous_page(request, "sign_in.html")
 
 
 @router.post("/sign-in")
@@ -80,17 +128,28 @@ def sign_in(
     gateway: Current,
     name: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    me = Accounts(gateway.store).sign_in(name, password)
+    if not pre_session_matches(request, csrf):  # refused before any password work
+        return anonymous_page(request, "sign_in.html", 403, message=FORM_EXPIRED)
+    try:
+        me = Accounts(gateway.store).sign_in(name, password, address=client_address(request))
+    except Throttled as exc:
+        gateway.gate.denials.count("sign_in_throttled", 429, utc_now())
+        return refused(request, "sign_in.html", 429, f"{str(exc).capitalize()}.", exc.retry_after)
+    except Busy as exc:
+        return refused(request, "sign_in.html", 503, f"{str(exc).capitalize()}.", exc.retry_after)
     if me is None or me.token is None:
+        gateway.gate.denials.count("sign_in_failed", 401, utc_now())
         # 200, not 401: the form is shown again, and a browser logs a 401 as an error.
-        return page("sign_in.html", message="Wrong name or password.")
+        return anonymous_page(request, "sign_in.html", message="Wrong name or password.")
     return session_started(request, me.token, "/console/")
 
 
 def session_started(request: Request, token: str, target: str) -> Response:
     """Go on to `target` holding the session cookie: never readable by scripts, never sent
-    from another site, and only over https when the console is served over https."""
+    from another site, and only over https when the console is served over https. The
+    pre-session token has done its work and goes."""
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -100,6 +159,7 @@ def session_started(request: Request, token: str, target: str) -> Response:
         secure=request.url.scheme == "https",
         path="/",
     )
+    response.delete_cookie(PRE_SESSION, path="/console")
     return response
 
 
@@ -173,8 +233,12 @@ def guide_page(model: str, gateway: Current, me: Me) -> Response:
 
 
 @router.get("/models/{model}", response_class=HTMLResponse)
-def model_page(model: str, gateway: Current, me: Me) -> HTMLResponse:
+def model_page(model: str, gateway: Current, me: Me, before: str | None = None) -> HTMLResponse:
     info = gateway.registry.get(model)
+    try:
+        seq = cursor(before, "before")
+    except EmeritusError as exc:
+        return page("model.html", 400, me=me, info=info, message=str(exc), newest=False)
     archive = Archive(gateway.store)
     links = []
     if newest(archive, model, "report.html", "reports/"):
@@ -184,20 +248,23 @@ def model_page(model: str, gateway: Current, me: Me) -> HTMLResponse:
     if any(c.model == model for c in Channels(gateway.store).all()):
         links.append(("Essay channel", f"/essays/{model}/"))
     with gateway.store.transaction() as session:
-        events = list_events(session, subject=f"model:{model}")
+        timeline = event_page(session, before=seq, subject=f"model:{model}")
     return page(
         "model.html",
         me=me,
         info=info,
-        retired=iso(info.retired_at)[:10]
+        retired=human_day(info.retired_at)
         if info.retired_at
-        else (f"planned for {iso(info.retire_at)[:10]}" if info.retire_at else "not planned"),
+        else (f"planned for {human_day(info.retire_at)}" if info.retire_at else "not planned"),
         items=checklist(gateway.store, model),
         links=links,
+        analysis=latest_analysis(gateway.store, model),
         events=[
-            {"kind": e.kind, "actor": e.actor, "iso": iso(e.time), "day": iso(e.time)[:10]}
-            for e in events
+            {"kind": e.kind, "actor": e.actor, "iso": iso(e.time), "day": human_day(e.time)}
+            for e in timeline.events
         ],
+        older=timeline.older,
+        newest=timeline.newest,
     )
 
 
@@ -208,7 +275,7 @@ def _queue(gateway: Current, me: SignedIn, message: str | None, status: int = 20
             "model": d.model,
             "title": d.title,
             "digest": d.digest,
-            "created": iso(d.created_at)[:16].replace("T", " "),
+            "created": human_minute(d.created_at),
             "paragraphs": [p for p in re.split(r"\n\s*\n", (d.text or "").strip()) if p.strip()],
         }
         for d in Review(gateway.store).queue()
@@ -234,7 +301,7 @@ def essays_page(gateway: Current, me: Me) -> HTMLResponse:
 def approve(draft: int, gateway: Current, me: Me, csrf: Csrf) -> Response:
     check_form(me, csrf, Role.OPERATOR, Role.REVIEWER)
     try:
-        Review(gateway.store).approve(draft, reviewer=me.account.name)
+        Review(gateway.store).approve(draft, reviewer=Reviewer(me.account.name, CONSOLE))
     except EmeritusError as exc:
         return _queue(gateway, me, str(exc), 409)
     return RedirectResponse("/console/essays", status_code=303)
@@ -252,7 +319,7 @@ def veto(
     check_form(me, csrf, Role.OPERATOR, Role.REVIEWER)
     try:
         Review(gateway.store).veto(
-            draft, category=category, reason=reason, reviewer=me.account.name
+            draft, category=category, reason=reason, reviewer=Reviewer(me.account.name, CONSOLE)
         )
     except EmeritusError as exc:
         return _queue(gateway, me, str(exc), 400)

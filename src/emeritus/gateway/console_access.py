@@ -15,28 +15,42 @@ from emeritus.access import (
     Applications,
     ApplicationState,
     Approval,
+    Busy,
     Grants,
+    Invitations,
     Keys,
     Policies,
     Principals,
     Role,
     SignedIn,
+    Throttled,
 )
 from emeritus.errors import Conflict, EmeritusError, NotFound
 from emeritus.gateway.common import Current
-from emeritus.gateway.console import Csrf, Me, check_form, page, session_started
-from emeritus.store import as_utc, iso, utc_now
+from emeritus.gateway.console import (
+    FORM_EXPIRED,
+    Csrf,
+    Me,
+    anonymous_page,
+    check_form,
+    client_address,
+    page,
+    pre_session_matches,
+    refused,
+    session_started,
+)
+from emeritus.store import as_utc, human_day, human_minute, utc_now
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 def _when(value: Any) -> str:
-    return iso(value)[:16].replace("T", " ") if value else ""
+    return human_minute(value) if value else ""
 
 
 @router.get("/sign-up", response_class=HTMLResponse)
-def sign_up_form() -> HTMLResponse:
-    return page("sign_up.html")
+def sign_up_form(request: Request) -> HTMLResponse:
+    return anonymous_page(request, "sign_up.html")
 
 
 @router.post("/sign-up")
@@ -46,18 +60,61 @@ def sign_up(
     name: Annotated[str, Form(max_length=100)],
     contact: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    accounts = Accounts(gateway.store)
+    """A new principal and its applicant account, never an account for a name in use."""
+    if not pre_session_matches(request, csrf):
+        return anonymous_page(request, "sign_up.html", 403, message=FORM_EXPIRED)
     try:
-        accounts.add(name, Role.APPLICANT.value, password, actor=name)  # signed up themselves
+        me = Accounts(gateway.store).sign_up(
+            name,
+            password,
+            tier=gateway.default_tier,
+            contact=contact,
+            address=client_address(request),
+        )
+    except Throttled as exc:
+        message = f"Too many sign-ups from this address; try again in {exc.retry_after} seconds."
+        return refused(request, "sign_up.html", 429, message, exc.retry_after)
+    except Busy as exc:
+        return refused(request, "sign_up.html", 503, f"{str(exc).capitalize()}.", exc.retry_after)
     except EmeritusError as exc:
-        return page("sign_up.html", 400, message=str(exc))
-    principals = Principals(gateway.store)
-    with contextlib.suppress(Conflict):  # an operator may have registered the principal first
-        principals.add(name, tier=gateway.default_tier, contact=contact)
-    me = accounts.sign_in(name, password)
-    assert me is not None and me.token is not None
+        return anonymous_page(request, "sign_up.html", 400, message=_sentence(str(exc)))
+    assert me.token is not None
     return session_started(request, me.token, "/console/applications")
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+@router.get("/invitation", response_class=HTMLResponse)
+def invitation_form(request: Request) -> HTMLResponse:
+    return anonymous_page(request, "invitation.html")
+
+
+@router.post("/invitation")
+def accept_invitation(
+    request: Request,
+    gateway: Current,
+    code: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """The account an operator's invitation code stands for, bound to its principal."""
+    if not pre_session_matches(request, csrf):
+        return anonymous_page(request, "invitation.html", 403, message=FORM_EXPIRED)
+    try:
+        me = Invitations(gateway.store).redeem(code, password)
+    except Busy as exc:
+        return refused(
+            request, "invitation.html", 503, f"{str(exc).capitalize()}.", exc.retry_after
+        )
+    except EmeritusError as exc:
+        return anonymous_page(request, "invitation.html", 400, message=_sentence(str(exc)))
+    assert me.token is not None
+    target = "/console/applications" if me.account.role is Role.APPLICANT else "/console/"
+    return session_started(request, me.token, target)
 
 
 def _apply_page(
@@ -97,7 +154,7 @@ async def apply(model: str, request: Request, gateway: Current, me: Me) -> Respo
             answers[field.name] = value == "true"
         elif isinstance(value, str) and value != "":
             answers[field.name] = value
-    with contextlib.suppress(Conflict):  # as the HTTP API does: a new applicant is a principal
+    with contextlib.suppress(Conflict):  # an applicant account an operator made, no principal yet
         Principals(gateway.store).add(me.account.name, tier=gateway.default_tier)
     try:
         Applications(gateway.store).submit(me.account.name, model, answers)
@@ -107,7 +164,11 @@ async def apply(model: str, request: Request, gateway: Current, me: Me) -> Respo
 
 
 def _own(
-    gateway: Current, me: SignedIn, key: Any = None, message: str | None = None
+    gateway: Current,
+    me: SignedIn,
+    key: Any = None,
+    message: str | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     try:
         mine = Applications(gateway.store).all(principal=me.account.name)
@@ -127,9 +188,9 @@ def _own(
         shown = {
             "key": key.key,
             "info": key.info.to_dict(),
-            "expires": iso(key.info.expires_at)[:10],
+            "expires": human_day(key.info.expires_at),
         }
-    return page("applications.html", me=me, applications=rows, key=shown, message=message)
+    return page("applications.html", status, me=me, applications=rows, key=shown, message=message)
 
 
 @router.get("/applications", response_class=HTMLResponse)
@@ -141,13 +202,24 @@ def own_applications(gateway: Current, me: Me) -> Response:
 
 @router.post("/keys/{model}")
 def create_key(model: str, gateway: Current, me: Me, csrf: Csrf) -> Response:
+    """A key for a model the applicant holds a live grant for, shown once."""
     check_form(me, csrf, Role.APPLICANT)
+    try:
+        live = Grants(gateway.store).all(principal=me.account.name, model=model, live_at=utc_now())
+    except NotFound:  # no such model, or an account that never became a principal
+        live = []
+    if not live:
+        message = (
+            f"You hold no live grant for {model}: apply for access, and create a key once "
+            "your application is approved."
+        )
+        return _own(gateway, me, message=message, status=403)
     try:
         made = Keys(gateway.store).create(
             me.account.name, [model], label="console", actor=me.account.name
         )
     except EmeritusError as exc:
-        return _own(gateway, me, message=str(exc))
+        return _own(gateway, me, message=str(exc), status=400)
     response = _own(gateway, me, key=made)
     response.headers["Cache-Control"] = "no-store"  # the key is shown once, not cached
     return response
@@ -214,7 +286,7 @@ def _access(
         {
             "principal": g.principal,
             "model": g.model,
-            "expires": iso(g.expires_at)[:10],
+            "expires": human_day(g.expires_at),
             "quota": f"{g.token_quota:,} tokens a {g.period}, {g.requests_per_minute}/min",
         }
         for g in Grants(gateway.store).all(live_at=now)
@@ -224,7 +296,7 @@ def _access(
             "key_id": k.key_id,
             "principal": k.principal,
             "models": k.models,
-            "expires": iso(k.expires_at)[:10],
+            "expires": human_day(k.expires_at),
         }
         for k in Keys(gateway.store).all()
         if k.revoked_at is None and as_utc(k.expires_at) > now

@@ -1,5 +1,6 @@
 """The console's watch pages: archive health, usage and cost over time, safety signals and user
-satisfaction. Read-only, for operators and reviewers. Spec: docs/design/console.md."""
+satisfaction. Read-only, for operators and reviewers; long tables come a page at a time.
+Spec: docs/design/console.md."""
 
 from __future__ import annotations
 
@@ -7,18 +8,27 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 
-from emeritus.access import Reason, Role, SignedIn, daily_usage, satisfaction, usage_totals
-from emeritus.archive import Archive, status
-from emeritus.errors import NotFound
+from emeritus.access import (
+    DENIALS_EVENT,
+    DenialReason,
+    Role,
+    SignedIn,
+    daily_usage,
+    satisfaction,
+    usage_totals,
+)
+from emeritus.archive import ARCHIVE_OWN_OBJECTS, Archive, status
+from emeritus.errors import InvalidInput, NotFound
 from emeritus.gateway.common import Current
 from emeritus.gateway.console import Me, page
+from emeritus.gateway.console_pages import PAGE_ROWS, cursor, event_page
 from emeritus.interview import load_findings
 from emeritus.report import bar_chart
-from emeritus.store import iso, list_events, utc_now
+from emeritus.store import human_day, human_minute, iso, list_events, utc_now
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 USAGE_DAYS = 14
@@ -26,11 +36,11 @@ USAGE_DAYS = 14
 WATCHED = {
     str(r)
     for r in (
-        Reason.UNKNOWN_KEY,
-        Reason.KEY_REVOKED,
-        Reason.KEY_EXPIRED,
-        Reason.QUOTA_EXCEEDED,
-        Reason.RATE_LIMITED,
+        DenialReason.UNKNOWN_KEY,
+        DenialReason.KEY_REVOKED,
+        DenialReason.KEY_EXPIRED,
+        DenialReason.QUOTA_EXCEEDED,
+        DenialReason.RATE_LIMITED,
     )
 }
 
@@ -65,11 +75,12 @@ def archive_page(gateway: Current, me: Me) -> HTMLResponse:
     objects = [
         {
             "model": held.model,
+            "is_model": held.model not in ARCHIVE_OWN_OBJECTS,  # the archive's own, no page
             "head": held.head,
             "size": _size(held.size),
             "complete": held.complete_copies,
             "copies": [c.to_dict() for c in held.copies],
-            "last_full": iso(held.last_full_check_at)[:10] if held.last_full_check_at else None,
+            "last_full": human_day(held.last_full_check_at) if held.last_full_check_at else None,
             "ndsa": held.ndsa_level,
             "failed": failed[held.model],
             "repairs": repairs[held.model],
@@ -81,8 +92,14 @@ def archive_page(gateway: Current, me: Me) -> HTMLResponse:
 
 
 @router.get("/usage", response_class=HTMLResponse)
-def usage_page(gateway: Current, me: Me) -> HTMLResponse:
+def usage_page(
+    gateway: Current, me: Me, page_number: str | None = Query(None, alias="page")
+) -> HTMLResponse:
     _watcher(me)
+    try:
+        number = cursor(page_number, "page") or 1
+    except InvalidInput as exc:
+        return page("usage.html", 400, me=me, message=str(exc), charts=[], totals=[], denials=[])
     today = utc_now()
     days = [iso(today - timedelta(days=n))[:10] for n in range(USAGE_DAYS - 1, -1, -1)]
     by_model = daily_usage(gateway.store, since=today - timedelta(days=USAGE_DAYS))
@@ -104,15 +121,19 @@ def usage_page(gateway: Current, me: Me) -> HTMLResponse:
                     + "; ".join(f"{m} {sum(v):g}" for m, v in series.items()),
                 )
             )
-    with gateway.store.transaction() as session:
-        denied = Counter(
-            str(e.payload.get("reason")) for e in list_events(session, kind="access.denied")
-        )
-    totals = sorted(
-        (t.to_dict() for t in usage_totals(gateway.store)),
-        key=lambda t: -(t["prompt_tokens"] + t["completion_tokens"]),
+    totals = [
+        t.to_dict()
+        for t in usage_totals(gateway.store, limit=PAGE_ROWS + 1, offset=(number - 1) * PAGE_ROWS)
+    ]
+    return page(
+        "usage.html",
+        me=me,
+        charts=charts,
+        totals=totals[:PAGE_ROWS],
+        number=number,
+        later=number + 1 if len(totals) > PAGE_ROWS else None,
+        denials=[t.to_dict() for t in gateway.gate.denials.totals()],
     )
-    return page("usage.html", me=me, charts=charts, totals=totals, denials=denied.most_common())
 
 
 def _interview_signals(gateway: Current) -> list[dict[str, Any]]:
@@ -130,24 +151,38 @@ def _interview_signals(gateway: Current) -> list[dict[str, Any]]:
 
 
 @router.get("/signals", response_class=HTMLResponse)
-def signals_page(gateway: Current, me: Me) -> HTMLResponse:
+def signals_page(gateway: Current, me: Me, before: str | None = None) -> HTMLResponse:
     _watcher(me)
-    with gateway.store.transaction() as session:
-        denials = [
-            e
-            for e in list_events(session, kind="access.denied")
-            if e.payload.get("reason") in WATCHED
-        ]
-    counted = Counter(str(e.payload["reason"]) for e in denials)
-    latest = {str(e.payload["reason"]): iso(e.time)[:16].replace("T", " ") for e in denials}
+    try:
+        seq = cursor(before, "before")
+    except InvalidInput as exc:
+        return page("signals.html", 400, me=me, message=str(exc))
     gateway_signals = [
-        {"reason": reason, "count": count, "latest": latest[reason]}
-        for reason, count in counted.most_common()
+        {"reason": t.reason, "count": t.count, "latest": human_minute(t.latest)}
+        for t in gateway.gate.denials.totals()
+        if t.reason in WATCHED
+    ]
+    with gateway.store.transaction() as session:
+        minutes = event_page(session, before=seq, kind=DENIALS_EVENT)
+    logged = [
+        {
+            "seq": e.seq,
+            "minute": human_minute(str(e.payload.get("minute", ""))),
+            "reason": e.payload.get("reason"),
+            "status": e.payload.get("status"),
+            "count": e.payload.get("count"),
+            "keys": e.payload.get("keys") or {},
+            "models": e.payload.get("models") or {},
+        }
+        for e in reversed(minutes.events)  # newest first
     ]
     return page(
         "signals.html",
         me=me,
         interview_signals=_interview_signals(gateway),
         gateway_signals=gateway_signals,
+        logged=logged,
+        older=minutes.older,
+        newest=minutes.newest,
         satisfaction=satisfaction(gateway.store),
     )

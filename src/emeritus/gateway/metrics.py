@@ -39,6 +39,44 @@ class Metrics:
             ["model", "rating"],
             registry=self.registry,
         )
+        # The admission layer (docs/design/admission.md, Metrics).
+        self.queue_length = Gauge(
+            "emeritus_queue_length",
+            "Requests waiting for a slot of the model",
+            ["model"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "emeritus_queue_wait_seconds",
+            "Time requests waited for a slot",
+            ["model"],
+            buckets=(0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.queue_timeouts = Counter(
+            "emeritus_queue_timeouts",
+            "Requests refused with 503: no slot came free within the queue wait",
+            ["model"],
+            registry=self.registry,
+        )
+        self.slots_busy = Gauge(
+            "emeritus_slots_busy",
+            "Slots of the model running a generation",
+            ["model"],
+            registry=self.registry,
+        )
+        self.streams_open = Gauge(
+            "emeritus_streams_open",
+            "Streamed responses still being written to their clients",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cutoffs = Counter(
+            "emeritus_cutoffs",
+            "Requests cut off (499): the client disconnected or stopped reading",
+            ["model", "reason"],
+            registry=self.registry,
+        )
         loaded_models = Gauge(
             "emeritus_loaded_models", "Models loaded in this process", registry=self.registry
         )

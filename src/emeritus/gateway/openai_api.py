@@ -1,23 +1,36 @@
 """The OpenAI-compatible routes: chat completions (plain and streamed) and the models a key may
-use, with their lifecycle. Every request passes the gate first and is metered exactly once."""
+use, with their lifecycle. Every request passes the gate first, then the admission layer (a slot
+of the model, generation decoupled from the client), and is metered exactly once however it ends
+(docs/design/admission.md)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from prometheus_client import Gauge
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from emeritus.access import Decision, Ticket
 from emeritus.errors import NotFound
-from emeritus.gateway.common import Current, Gateway, bearer, error
+from emeritus.gateway.admission import Busy, Outcome, Stream
+from emeritus.gateway.common import (
+    Current,
+    EncodableJSONResponse,
+    Gateway,
+    bearer,
+    error,
+    refusal,
+)
 from emeritus.gateway.lifecycle_headers import lifecycle_headers, model_entry
 from emeritus.gateway.schemas import ChatCompletionRequest, FeedbackRequest
-from emeritus.lifecycle import ModelInfo
-from emeritus.runtime import BackendError, ChatRequest, LoadError, Message, Params
+from emeritus.runtime import ChatRequest, Message, Params
 
 MESSAGE_OVERHEAD = 16  # tokens a chat template may add per message, for the reservation
 
@@ -25,45 +38,58 @@ router = APIRouter()
 
 
 @router.post("/v1/chat/completions", response_model=None)
-def chat_completions(body: ChatCompletionRequest, request: Request, gateway: Current) -> Response:
-    reserve = body.limit + sum(len(m.content) + MESSAGE_OVERHEAD for m in body.messages)
-    decision = gateway.gate.authorize(bearer(request), body.model, reserve_tokens=reserve)
-    if not decision.allowed or decision.ticket is None:
-        return _refusal(gateway, decision)
-    ticket = decision.ticket
-    info = ticket.info
-    headers = lifecycle_headers(info, base_url=str(request.base_url).rstrip("/"))
-    chat = ChatRequest(
-        tuple(Message(m.role, m.content) for m in body.messages),
-        Params(
-            max_tokens=body.limit,
-            temperature=body.temperature,
-            top_p=body.top_p,
-            seed=body.seed or 0,
-            stop=body.stops,
-        ),
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, gateway: Current
+) -> Response:
+    """Async: a request waiting for a slot holds no thread, so that the routes served by the
+    thread pool (the console, the access endpoints) never wait behind a busy model."""
+    started = time.perf_counter()
+    messages = tuple(Message(m.role, m.content) for m in body.messages)
+    params = Params(
+        max_tokens=body.limit,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        seed=body.seed or 0,
+        stop=body.stops,
     )
+    estimate = sum(len(m.content) + MESSAGE_OVERHEAD for m in body.messages)
+    decision = await run_in_threadpool(
+        gateway.gate.authorize, bearer(request), body.model, reserve_tokens=body.limit + estimate
+    )
+    if not decision.allowed or decision.ticket is None:
+        return refusal(gateway, decision)
+    ticket = decision.ticket
+    headers = lifecycle_headers(ticket.info, base_url=str(request.base_url).rstrip("/"))
+    chat = ChatRequest(messages, params, cache_scope=ticket.principal)
+    settle = partial(_settle, gateway, ticket, started)
+    try:
+        if body.stream:
+            stream = await gateway.admission.stream(
+                ticket.model, chat, prompt_estimate=estimate, settle=settle
+            )
+        else:
+            outcome = await gateway.admission.answer(ticket.model, chat, settle=settle)
+    except Busy as busy:
+        refused = error(503, str(busy), "model_busy")
+        refused.headers["Retry-After"] = str(busy.retry_after)
+        return refused
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _stream(gateway, ticket, info, chat, include_usage),
-            media_type="text/event-stream",
+        return _EventStream(
+            stream,
+            _events(stream, ticket, include_usage),
+            gateway.metrics.streams_open.labels(ticket.model),
             headers={**headers, "Cache-Control": "no-cache"},
         )
-    started = time.perf_counter()
-    try:
-        with gateway.pool.use(body.model) as backend:
-            done = backend.chat(chat)
-    except (BackendError, LoadError) as exc:
-        _settle(gateway, ticket, 0, 0, started, 502)
-        return error(502, f"{body.model} failed to answer: {exc}", "backend_error")
-    _settle(gateway, ticket, done.usage.prompt_tokens, done.usage.completion_tokens, started)
-    return JSONResponse(
+    done = outcome.completion
+    if done is None:
+        return error(outcome.status, outcome.message, outcome.code)
+    return EncodableJSONResponse(
         {
-            "id": "chatcmpl-" + ticket.request_id.removeprefix("req_"),
+            "id": _response_id(ticket),
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.model,
+            "model": ticket.model,
             "choices": [
                 {
                     "index": 0,
@@ -85,24 +111,24 @@ def chat_completions(body: ChatCompletionRequest, request: Request, gateway: Cur
 def list_models(request: Request, gateway: Current) -> Response:
     scope = gateway.gate.visible_models(bearer(request))
     if isinstance(scope, Decision):
-        return _refusal(gateway, scope)
+        return refusal(gateway, scope)
     entries = []
     for name in scope:
         try:
             entries.append(model_entry(gateway.registry.get(name)))
         except NotFound:
             continue
-    return JSONResponse({"object": "list", "data": entries})
+    return EncodableJSONResponse({"object": "list", "data": entries})
 
 
 @router.get("/v1/models/{model}", response_model=None)
 def get_model(model: str, request: Request, gateway: Current) -> Response:
     scope = gateway.gate.visible_models(bearer(request))
     if isinstance(scope, Decision):
-        return _refusal(gateway, scope)
+        return refusal(gateway, scope)
     if model not in scope:
         return error(404, f"model {model!r} does not exist", "model_not_found")
-    return JSONResponse(model_entry(gateway.registry.get(model)))
+    return EncodableJSONResponse(model_entry(gateway.registry.get(model)))
 
 
 @router.post("/v1/feedback", response_model=None, status_code=201)
@@ -110,104 +136,92 @@ def feedback(body: FeedbackRequest, request: Request, gateway: Current) -> Respo
     """Rate a response the key's holder received (1-5), with an optional comment."""
     done = gateway.gate.feedback(bearer(request), body.response_id, body.rating, body.comment)
     if isinstance(done, Decision):
-        return _refusal(gateway, done)
+        return refusal(gateway, done)
     gateway.metrics.feedback.labels(done["model"], str(body.rating)).inc()
-    return JSONResponse(done, status_code=201)
+    return EncodableJSONResponse(done, status_code=201)
 
 
-def _refusal(gateway: Gateway, decision: Decision) -> JSONResponse:
-    assert decision.reason is not None
-    gateway.metrics.denials.labels(str(decision.reason)).inc()
-    headers = {}
-    if decision.retry_after is not None:
-        headers["Retry-After"] = str(decision.retry_after)
-    if decision.status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(decision.error_body(), status_code=decision.status, headers=headers)
-
-
-def _settle(
-    gateway: Gateway,
-    ticket: Ticket,
-    prompt_tokens: int,
-    completion_tokens: int,
-    started: float,
-    status: int = 200,
-) -> None:
+def _settle(gateway: Gateway, ticket: Ticket, started: float, outcome: Outcome) -> None:
+    """The request's one usage row (Gate.record_usage settles the reservation) and its metrics;
+    called by the admission layer once, however the request ended."""
     elapsed = time.perf_counter() - started
     gateway.gate.record_usage(
         ticket,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
         latency_s=elapsed,
-        status=status,
+        status=outcome.status,
     )
     m = gateway.metrics
-    m.requests.labels(ticket.model, str(status)).inc()
-    m.tokens.labels(ticket.model, "prompt").inc(prompt_tokens)
-    m.tokens.labels(ticket.model, "completion").inc(completion_tokens)
+    m.requests.labels(ticket.model, str(outcome.status)).inc()
+    m.tokens.labels(ticket.model, "prompt").inc(outcome.prompt_tokens)
+    m.tokens.labels(ticket.model, "completion").inc(outcome.completion_tokens)
     m.latency.labels(ticket.model).observe(elapsed)
 
 
-def _stream(
-    gateway: Gateway, ticket: Ticket, info: ModelInfo, chat: ChatRequest, include_usage: bool
-) -> Iterator[str]:
-    """Server-sent events in OpenAI's chunk format; the usage is recorded once, however the
-    stream ends (finished, failed, or the client gone)."""
-    ident = "chatcmpl-" + ticket.request_id.removeprefix("req_")
-    created = int(time.time())
+def _response_id(ticket: Ticket) -> str:
+    return "chatcmpl-" + ticket.request_id.removeprefix("req_")
 
-    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        chunk = {
+
+class _EventStream(StreamingResponse):
+    """Writes a stream's buffer to the client, and closes the buffer however the response ends
+    (finished, or cancelled when the client disconnects), so that the generation stops at its
+    next chunk instead of whenever the garbage collector runs."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        events: AsyncIterator[str],
+        open_streams: Gauge,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+        self._stream, self._open = stream, open_streams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._open.inc()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._stream.close()
+            self._open.dec()
+
+
+async def _events(stream: Stream, ticket: Ticket, include_usage: bool) -> AsyncIterator[str]:
+    """Server-sent events in OpenAI's chunk format, read from the stream's buffer."""
+    ident, created = _response_id(ticket), int(time.time())
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        body = {
             "id": ident,
             "object": "chat.completion.chunk",
             "created": created,
-            "model": info.name,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "model": ticket.model,
+            "choices": choices,
             **extra,
         }
-        return f"data: {json.dumps(chunk)}\n\n"
+        return f"data: {json.dumps(body)}\n\n"
 
-    started = time.perf_counter()
-    prompt_tokens = completion_tokens = 0
-    status = 200
-    try:
-        with gateway.pool.use(info.name) as backend:
-            yield event({"role": "assistant", "content": ""})
-            finish = "stop"
-            for piece in backend.stream_chat(chat):
-                if piece.usage is None and piece.text:
-                    completion_tokens += 1  # a running count until the real usage arrives
-                if piece.text:
-                    yield event({"content": piece.text})
-                if piece.usage is not None:
-                    prompt_tokens = piece.usage.prompt_tokens
-                    completion_tokens = piece.usage.completion_tokens
-                if piece.finish_reason:
-                    finish = piece.finish_reason
-            yield event({}, finish)
-            if include_usage:
+    def delta(content: dict[str, Any], finish: str | None = None) -> str:
+        return chunk([{"index": 0, "delta": content, "finish_reason": finish}])
+
+    yield delta({"role": "assistant", "content": ""})
+    while True:
+        item = await stream.get()
+        if isinstance(item, str):
+            yield delta({"content": item})
+            continue
+        if item.code:  # failed or cut off: the status the request was settled with
+            failure = {"error": {"message": item.message, "code": item.code}}
+            yield f"data: {json.dumps(failure)}\n\n"
+        else:
+            yield delta({}, item.finish_reason)
+            if include_usage and item.usage is not None:
                 usage = {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
+                    "prompt_tokens": item.usage.prompt_tokens,
+                    "completion_tokens": item.usage.completion_tokens,
+                    "total_tokens": item.usage.total_tokens,
                 }
-                chunk = {
-                    "id": ident,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": info.name,
-                    "choices": [],
-                    "usage": usage,
-                }
-                yield f"data: {json.dumps(chunk)}\n\n"
-    except (BackendError, LoadError) as exc:
-        status = 502
-        failure = {"error": {"message": f"{info.name} failed: {exc}", "code": "backend_error"}}
-        yield f"data: {json.dumps(failure)}\n\n"
-    except GeneratorExit:
-        status = 499  # the client went away: what was generated is still metered
-        raise
-    finally:
-        _settle(gateway, ticket, prompt_tokens, completion_tokens, started, status)
-    yield "data: [DONE]\n\n"
+                yield chunk([], usage=usage)
+        yield "data: [DONE]\n\n"
+        return

@@ -1,16 +1,62 @@
 """The request bodies the gateway accepts, validated before anything is reserved or logged: a
-malformed body is a 422 and costs nothing. Bounds keep one request from holding a model long."""
+malformed body is a 400 and costs nothing. Bounds keep one request from holding a model long.
+
+Every string in every body, dictionary keys included, must be text: a lone surrogate (which
+JSON's `\\ud800` escapes can carry but UTF-8 cannot) or a NUL (which PostgreSQL cannot store)
+anywhere is refused, naming where."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_MESSAGES = 256
 MAX_CONTENT = 100_000  # characters per message
 MAX_TOKENS = 4096
 DEFAULT_MAX_TOKENS = 256
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _at(where: str, part: str) -> str:
+    return f"{where}.{part}" if where else part
+
+
+def _not_text(value: Any) -> str | None:
+    """Where in `value` a string holds a lone surrogate or a NUL, if anywhere ("" for the value
+    itself). Iterative: a deeply nested body cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _NOT_TEXT.search(item):
+                return where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and _NOT_TEXT.search(key):
+                    return _at(where, f"{key!a}")
+                stack.append((_at(where, str(key)), inner))
+        elif isinstance(item, list):
+            stack.extend((_at(where, str(i)), inner) for i, inner in enumerate(item))
+    return None
+
+
+class Body(BaseModel):
+    """A request body: its strings are checked for text before any field is."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        where = _not_text(data)
+        if where is not None:
+            raise PydanticCustomError(
+                "not_text",
+                "{where} is not valid text: it holds a lone surrogate or a NUL",
+                {"where": where or "body"},
+            )
+        return data
 
 
 class ChatMessage(BaseModel):
@@ -26,7 +72,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(Body):
     """The subset of OpenAI's chat completion request that retired models serve."""
 
     model_config = ConfigDict(extra="ignore")
@@ -59,22 +105,24 @@ class ChatCompletionRequest(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
 
-class ApplicationRequest(BaseModel):
+class ApplicationRequest(Body):
+    """An application by the holder of the key it is sent with; `principal`, if given, must be
+    that key's principal."""
+
     model_config = ConfigDict(extra="forbid")
 
-    principal: str = Field(min_length=1, max_length=100)
     model: str = Field(min_length=1, max_length=100)
-    contact: str = Field(default="", max_length=200)
+    principal: str | None = Field(default=None, min_length=1, max_length=100)
     answers: dict[str, Any] = Field(default_factory=dict, max_length=50)
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(Body):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=2000)
 
 
-class GrantRequest(BaseModel):
+class GrantRequest(Body):
     model_config = ConfigDict(extra="forbid")
 
     principal: str = Field(min_length=1, max_length=100)
@@ -86,7 +134,7 @@ class GrantRequest(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-class RevokeRequest(BaseModel):
+class RevokeRequest(Body):
     model_config = ConfigDict(extra="forbid")
 
     principal: str = Field(min_length=1, max_length=100)
@@ -94,7 +142,7 @@ class RevokeRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class KeyRequest(BaseModel):
+class KeyRequest(Body):
     model_config = ConfigDict(extra="forbid")
 
     principal: str = Field(min_length=1, max_length=100)
@@ -103,7 +151,7 @@ class KeyRequest(BaseModel):
     label: str = Field(default="", max_length=100)
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(Body):
     """A rating of one response (its `id`, `chatcmpl-...`) and an optional comment."""
 
     model_config = ConfigDict(extra="forbid")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from emeritus.errors import InvalidInput, NotFound
 from emeritus.interview.records import check_changes
 from emeritus.interview.tables import AnnotationRecord
-from emeritus.lifecycle import ModelRecord
+from emeritus.lifecycle import ModelRecord, require_model
 from emeritus.store import Store, append_event, canonical_json, iso, utc_now
 
 
@@ -37,9 +37,7 @@ def annotate(
         raise NotFound(f"{model} has no record {record_id!r} (see emeritus analyze {model})")
     now = utc_now()
     with store.transaction() as session:
-        model_id = session.scalar(select(ModelRecord.id).where(ModelRecord.name == model))
-        if model_id is None:
-            raise NotFound(f"unknown model {model!r} (see `emeritus models list`)")
+        model_id = require_model(session, model).id
         row = AnnotationRecord(
             model_id=model_id,
             record_id=record_id,

@@ -95,6 +95,48 @@ def parse_output(text: str, schema: Mapping[str, Any]) -> dict[str, Any] | None:
     return data
 
 
+@dataclass(frozen=True)
+class JudgeRead:
+    """One judge reading of one (statement, answer): its parsed output, or why none stands."""
+
+    stance: str | None  # None when the output did not stand (problem says why)
+    strength: str = ""
+    conditions: str = ""
+    quote: str = ""
+    problem: str = ""
+    output: str = ""
+
+
+def judge_prompt(statement: str, question: str, answer: str) -> str:
+    # The answer last: small judges copy their quote from what they read most recently.
+    return f'Statement: "{statement}"\n\nQuestion: {question}\n\nAnswer: {answer}'
+
+
+def judge_one(judge: Judge, statement: str, question: str, answer: str) -> JudgeRead:
+    """Ask the judge about one answer; its quote must stand in the answer."""
+    try:
+        output = judge.ask(INSTRUCTIONS, judge_prompt(statement, question, answer), RECORD_SCHEMA)
+    except BackendError as exc:
+        return JudgeRead(None, problem=f"judge failed: {exc}")
+    if output is None:
+        return JudgeRead(None, problem=f"judge output cut off at {judge.max_tokens} tokens")
+    data = parse_output(output, RECORD_SCHEMA)
+    if data is None:
+        return JudgeRead(None, problem="malformed judge output", output=output)
+    if data["stance"] == NOT_ADDRESSED:
+        return JudgeRead(NOT_ADDRESSED, output=output)
+    problem = check_quote(data["quote"], {0: answer}, 0)
+    if problem:
+        return JudgeRead(None, problem=problem.replace("message 0", "the answer"), output=output)
+    return JudgeRead(
+        data["stance"],
+        data["strength"],
+        data["conditions"].strip(),
+        data["quote"].strip(),
+        output=output,
+    )
+
+
 def judge_answers(
     protocol: Protocol,
     found: Iterable[Answer],
@@ -107,44 +149,24 @@ def judge_answers(
     records: list[Record] = []
     rejected: list[Rejection] = []
     for answer in found:
-        contents = {answer.line: answer.content}
         for preference in protocol.item(answer.item).probes:
             statement = protocol.preferences[preference]
-            # The answer last: small judges copy their quote from what they read most recently.
-            prompt = (
-                f'Statement: "{statement}"\n\nQuestion: {answer.question}\n\n'
-                f"Answer: {answer.content}"
-            )
-            try:
-                output = judge.ask(INSTRUCTIONS, prompt, RECORD_SCHEMA)
-            except BackendError as exc:
-                rejected.append(Rejection(answer.line, preference, f"judge failed: {exc}", ""))
+            read = judge_one(judge, statement, answer.question, answer.content)
+            if read.stance is None:
+                problem = read.problem.replace("the answer", f"message {answer.line}")
+                rejected.append(Rejection(answer.line, preference, problem, read.output))
                 continue
-            if output is None:
-                reason = f"judge output cut off at {judge.max_tokens} tokens"
-                rejected.append(Rejection(answer.line, preference, reason, ""))
-                continue
-            data = parse_output(output, RECORD_SCHEMA)
-            if data is None:
-                rejected.append(
-                    Rejection(answer.line, preference, "malformed judge output", output)
-                )
-                continue
-            if data["stance"] == NOT_ADDRESSED:
-                continue
-            problem = check_quote(data["quote"], contents, answer.line)
-            if problem:
-                rejected.append(Rejection(answer.line, preference, problem, output))
+            if read.stance == NOT_ADDRESSED:
                 continue
             records.append(
                 make_record(
                     answer,
                     run_id,
                     preference,
-                    data["stance"],
-                    data["strength"],
-                    data["conditions"].strip(),
-                    data["quote"].strip(),
+                    read.stance,
+                    read.strength,
+                    read.conditions,
+                    read.quote,
                     "judge",
                 )
             )

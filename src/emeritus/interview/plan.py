@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emeritus.errors import InvalidInput
-from emeritus.interview.protocol import FACTORS, Item, Protocol
+from emeritus.interview.protocol import FACTORS, Closed, Protocol, ProtocolItem
 
 LAST_BLOCK = "feedback"  # feedback on the interview is asked at its end, in every session
 
@@ -125,28 +125,54 @@ def plan(
         # Rotating a seeded base order is a Latin square: over len(body) sessions every item
         # takes every position once.
         shift = index % len(body) if body else 0
-        items = body[shift:] + body[:shift] + tail
         questions: list[Question] = []
-        for item in items:
+        for item in body[shift:] + body[:shift]:
             questions += _questions(item, index, turn + stable[item.id], framing, seed)
+        questions += reverse_questions(body[shift:] + body[:shift], index, seed)
+        for item in tail:
+            questions += _questions(item, index, turn + stable[item.id], framing, seed)
+        questions += reverse_questions(tail, index, seed)
         planned.append(Session(index, _seed(seed, "session", index), framing, tuple(questions)))
     return planned
 
 
 def _questions(
-    item: Item, session: int, position: int, framing: Framing, seed: int
+    item: ProtocolItem, session: int, position: int, framing: Framing, seed: int
 ) -> list[Question]:
     variant = f"paraphrase-{(session + position) % len(item.paraphrases)}"
     if framing.wording == "leading-positive" and item.leading_positive:
         variant = "leading-positive"
     elif framing.wording == "leading-negative" and item.leading_negative:
         variant = "leading-negative"
-    options: tuple[str, ...] = ()
-    if item.closed.kind == "choice":
-        shuffled = list(item.closed.options)
-        random.Random(_seed(seed, "options", session, item.id)).shuffle(shuffled)
-        options = tuple(shuffled)
+    options = option_order(item.closed, session, item.id, seed)
     return [Question(item.id, "open", variant), Question(item.id, "closed", "closed", options)]
+
+
+def option_order(closed: Closed, session: int, key: str, seed: int) -> tuple[str, ...]:
+    """A choice form's options as session `session` presents them: a seeded base order rotated
+    by the session, so that over len(options) sessions each option takes each position once
+    (models favour the last-listed option; rotation keeps that from looking like a preference)."""
+    if closed.kind != "choice":
+        return ()
+    base = list(closed.options)
+    random.Random(_seed(seed, "options", key)).shuffle(base)
+    shift = session % len(base)
+    return tuple(base[shift:] + base[:shift])
+
+
+def reverse_questions(items: Sequence[ProtocolItem], session: int, seed: int) -> list[Question]:
+    """The reverse-keyed forms of the session's items, asked after every forward form, so that
+    a statement and its opposite are never put side by side."""
+    return [
+        Question(
+            item.id,
+            "closed",
+            "reverse",
+            option_order(item.closed.reverse, session, item.id + "/reverse", seed),
+        )
+        for item in items
+        if item.closed.reverse is not None
+    ]
 
 
 def check_facts(protocol: Protocol, facts: Mapping[str, str]) -> None:
@@ -165,10 +191,10 @@ def check_facts(protocol: Protocol, facts: Mapping[str, str]) -> None:
             )
 
 
-def question_text(item: Item, question: Question, facts: Mapping[str, str]) -> str:
+def question_text(item: ProtocolItem, question: Question, facts: Mapping[str, str]) -> str:
     """The words put to the model, with the operator's facts filled in."""
     if question.form == "closed":
-        text = item.closed.prompt
+        text = item.closed_form(question.variant).prompt
         if question.options:
             text += " Options: " + "; ".join(question.options) + ". Answer with one option."
     elif question.variant == "leading-positive":

@@ -4,7 +4,7 @@ Format: docs/design/interview-protocol.md."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,13 @@ class Closed:
     labels: dict[int, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     stances: dict[str, str] = field(default_factory=dict)  # option -> agree|neutral|disagree
+    # A reverse-keyed form of the same item: it states the opposite of what the item probes,
+    # so its stance is flipped when recorded (a check on acquiescence).
+    reverse: Closed | None = None
 
 
 @dataclass(frozen=True)
-class Item:
+class ProtocolItem:
     id: str
     block: str
     paraphrases: tuple[str, ...]
@@ -45,10 +48,20 @@ class Item:
     leading_positive: str | None = None
     leading_negative: str | None = None
 
+    def closed_form(self, variant: str) -> Closed:
+        """The closed form a question of this variant asks: the item's, or its reverse-keyed
+        one (variant `reverse`)."""
+        if variant != "reverse":
+            return self.closed
+        if self.closed.reverse is None:
+            raise InvalidInput(f"item {self.id} has no reverse-keyed form")
+        return self.closed.reverse
+
     def placeholders(self) -> set[str]:
         texts = [
             *self.paraphrases,
             self.closed.prompt,
+            self.closed.reverse.prompt if self.closed.reverse else "",
             self.leading_positive or "",
             self.leading_negative or "",
         ]
@@ -59,7 +72,7 @@ class Item:
 class Block:
     id: str
     title: str
-    items: tuple[Item, ...]
+    items: tuple[ProtocolItem, ...]
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,10 @@ class Protocol:
     source: str
 
     @property
-    def items(self) -> tuple[Item, ...]:
+    def items(self) -> tuple[ProtocolItem, ...]:
         return tuple(item for block in self.blocks for item in block.items)
 
-    def item(self, item_id: str) -> Item:
+    def item(self, item_id: str) -> ProtocolItem:
         for item in self.items:
             if item.id == item_id:
                 return item
@@ -186,7 +199,7 @@ def parse_protocol(document: Any, source: str) -> Protocol:
 
 def _item(
     r: _Reader, raw: Any, where: str, block: str, preferences: dict[str, str], seen: set[str]
-) -> Item:
+) -> ProtocolItem:
     item = r.mapping(raw, where)
     item_id = r.ident(item.get("id"), f"{where}.id")
     if item_id in seen:
@@ -197,39 +210,12 @@ def _item(
         raise r.fail(f"{where}.paraphrases", "needs at least three paraphrases")
     texts = tuple(r.text(p, f"{where}.paraphrases[{n}]") for n, p in enumerate(paraphrases))
     closed_raw = r.mapping(item.get("closed"), f"{where}.closed")
-    kind = closed_raw.get("kind")
-    prompt = r.text(closed_raw.get("prompt"), f"{where}.closed.prompt")
-    if kind == "likert":
-        scale = closed_raw.get("scale")
-        if (
-            not isinstance(scale, list)
-            or len(scale) != 2
-            or not all(isinstance(v, int) for v in scale)
-            or scale[0] >= scale[1]
-        ):
-            raise r.fail(f"{where}.closed.scale", "a likert form needs a scale [low, high]")
-        labels = {int(k): str(v) for k, v in (closed_raw.get("labels") or {}).items()}
-        closed = Closed("likert", prompt, (scale[0], scale[1]), labels)
-    elif kind == "choice":
-        options = closed_raw.get("options")
-        if not isinstance(options, list) or len(options) < 2:
-            raise r.fail(f"{where}.closed.options", "a choice form needs at least two options")
-        stances = {str(k): str(v) for k, v in (closed_raw.get("stances") or {}).items()}
-        if any(
-            k not in options or v not in ("agree", "neutral", "disagree")
-            for k, v in stances.items()
-        ):
-            raise r.fail(
-                f"{where}.closed.stances", "must map options to agree, neutral or disagree"
-            )
-        closed = Closed(
-            "choice",
-            prompt,
-            options=tuple(r.text(o, f"{where}.closed.options") for o in options),
-            stances=stances,
-        )
-    else:
-        raise r.fail(f"{where}.closed.kind", f"must be likert or choice, not {kind!r}")
+    closed = _closed(r, closed_raw, f"{where}.closed")
+    if "reverse" in closed_raw:
+        where_reverse = f"{where}.closed.reverse"
+        reverse_raw = r.mapping(closed_raw["reverse"], where_reverse)
+        reverse = _closed(r, {"kind": closed.kind, **reverse_raw}, where_reverse)
+        closed = replace(closed, reverse=reverse)
     probes = item.get("probes")
     if not isinstance(probes, list) or not probes:
         raise r.fail(f"{where}.probes", "must name at least one preference")
@@ -237,7 +223,7 @@ def _item(
         if probe not in preferences:
             raise r.fail(f"{where}.probes", f"probes undeclared preference {probe!r}")
     leading = r.mapping(item.get("leading", {}), f"{where}.leading")
-    result = Item(
+    result = ProtocolItem(
         item_id,
         block,
         texts,
@@ -250,6 +236,39 @@ def _item(
     if unknown:
         raise r.fail(where, f"unknown placeholder {{{sorted(unknown)[0]}}}")
     return result
+
+
+def _closed(r: _Reader, closed_raw: dict[str, Any], where: str) -> Closed:
+    kind = closed_raw.get("kind")
+    prompt = r.text(closed_raw.get("prompt"), f"{where}.prompt")
+    if kind == "likert":
+        scale = closed_raw.get("scale")
+        if (
+            not isinstance(scale, list)
+            or len(scale) != 2
+            or not all(isinstance(v, int) for v in scale)
+            or scale[0] >= scale[1]
+        ):
+            raise r.fail(f"{where}.scale", "a likert form needs a scale [low, high]")
+        labels = {int(k): str(v) for k, v in (closed_raw.get("labels") or {}).items()}
+        return Closed("likert", prompt, (scale[0], scale[1]), labels)
+    if kind == "choice":
+        options = closed_raw.get("options")
+        if not isinstance(options, list) or len(options) < 2:
+            raise r.fail(f"{where}.options", "a choice form needs at least two options")
+        stances = {str(k): str(v) for k, v in (closed_raw.get("stances") or {}).items()}
+        if any(
+            k not in options or v not in ("agree", "neutral", "disagree")
+            for k, v in stances.items()
+        ):
+            raise r.fail(f"{where}.stances", "must map options to agree, neutral or disagree")
+        return Closed(
+            "choice",
+            prompt,
+            options=tuple(r.text(o, f"{where}.options") for o in options),
+            stances=stances,
+        )
+    raise r.fail(f"{where}.kind", f"must be likert or choice, not {kind!r}")
 
 
 def load_protocol(name_or_path: str) -> Protocol:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from emeritus.errors import InvalidInput
-from emeritus.interview.protocol import Item, Protocol
+from emeritus.interview.protocol import Protocol
+from emeritus.interview.reading import Unread, read_answer
 from emeritus.store import digest_of
 
 STANCES = ("agree", "neutral", "disagree")
@@ -34,6 +35,7 @@ class Answer:
     question: str
     content: str
     framing: Mapping[str, str]
+    options: tuple[str, ...] = ()  # a choice form's options in the order presented
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Record:
     framing: Mapping[str, str] = field(default_factory=dict)
     excluded: bool = False  # set only by an annotation: the record no longer counts
     annotations: tuple[Mapping[str, Any], ...] = ()  # newest last; the fields above apply them
+    keyed: str = "forward"  # reverse: the form states the opposite, so the stance was flipped
+    value: str = ""  # a rule read's option or scale value, as read
+    position: int | None = None  # a choice read: the option's place in the presented order
+    choices: int = 0  # a choice read: how many options were presented
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -108,65 +114,88 @@ def answers(lines: Sequence[Mapping[str, Any]]) -> list[Answer]:
                 question["content"],
                 line["content"],
                 framings.get(line["session"], {}),
+                tuple(question.get("options") or ()),
             )
         )
     return found
 
 
-def read_closed(item: Item, answer: str) -> tuple[str, str, str] | None:
-    """A closed-form answer's (stance, strength, quote) by rule, or None when unreadable."""
-    text = answer.lower()
-    if item.closed.kind == "likert":
-        assert item.closed.scale is not None
-        low, high = item.closed.scale
-        for match in re.finditer(r"-?\d+", text):
-            value = int(match.group())
-            if low <= value <= high:
-                third = (high - low) / 3
-                stance = "neutral"
-                if value >= high - third:
-                    stance = "agree"
-                elif value <= low + third:
-                    stance = "disagree"
-                extreme = value in (low, high)
-                strength = "strong" if extreme else "moderate" if stance != "neutral" else "weak"
-                return stance, strength, answer[match.start() : match.end()]
-        return None
-    found = [(text.find(o.lower()), o) for o in item.closed.options if o.lower() in text]
-    if not found:
-        return None
-    # The earliest option named; "no" inside "no preference" is the longer option's.
-    position, option = min(found, key=lambda f: (f[0], -len(f[1])))
-    stance = item.closed.stances.get(option, _default_stance(option))
-    return stance, "moderate", answer[position : position + len(option)]
+@dataclass(frozen=True)
+class UnreadAnswer:
+    """A closed answer the rule could not read, with the reason (docs: "Reading closed
+    answers"); it goes to the judge where there is one."""
+
+    line: int
+    session: int
+    item: str
+    variant: str
+    preferences: tuple[str, ...]
+    reason: str
+    detail: str
+    framing: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["preferences"] = list(self.preferences)
+        data["framing"] = dict(self.framing)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UnreadAnswer:
+        values = dict(data)
+        values["preferences"] = tuple(values["preferences"])
+        return cls(**values)
 
 
-def _default_stance(option: str) -> str:
-    lowered = option.lower()
-    if lowered in ("yes", "agree"):
-        return "agree"
-    if lowered in ("no", "no one", "disagree", "never"):
-        return "disagree"
-    return "neutral"
+FLIP = {"agree": "disagree", "disagree": "agree", "neutral": "neutral"}
 
 
 def rule_records(
     protocol: Protocol, found: Iterable[Answer], run_id: str
-) -> tuple[list[Record], list[Answer]]:
-    """Records read by rule from closed answers, and the answers left for a judge to read."""
-    records, unread = [], []
+) -> tuple[list[Record], list[Answer], list[UnreadAnswer]]:
+    """Records read by rule from closed answers, the answers left for a judge to read, and why
+    each closed answer left over could not be read."""
+    records, left, reasons = [], [], []
     for answer in found:
         item = protocol.item(answer.item)
-        read = read_closed(item, answer.content) if answer.form == "closed" else None
-        if read is None:
-            unread.append(answer)
+        if answer.form != "closed":
+            left.append(answer)
             continue
-        stance, strength, quote = read
-        for preference in item.probes:
-            records.append(
-                make_record(answer, run_id, preference, stance, strength, "", quote, "rule")
+        read = read_answer(item.closed_form(answer.variant), answer.content, answer.options)
+        if isinstance(read, Unread):
+            left.append(answer)
+            reasons.append(
+                UnreadAnswer(
+                    answer.line,
+                    answer.session,
+                    answer.item,
+                    answer.variant,
+                    item.probes,
+                    read.reason,
+                    read.detail,
+                    dict(answer.framing),
+                )
             )
-    return records, unread
+            continue
+        reverse = answer.variant == "reverse"
+        stance = FLIP[read.stance] if reverse else read.stance
+        position = None
+        if isinstance(read.value, str) and read.value in answer.options:
+            position = answer.options.index(read.value)
+        for preference in item.probes:
+            record = make_record(
+                answer, run_id, preference, stance, read.strength, "", read.quote, "rule"
+            )
+            records.append(
+                replace(
+                    record,
+                    keyed="reverse" if reverse else "forward",
+                    value=str(read.value),
+                    position=position,
+                    choices=len(answer.options),
+                )
+            )
+    return records, left, reasons
 
 
 def make_record(
@@ -198,14 +227,32 @@ def make_record(
 
 
 def check_quote(quote: str, lines: Mapping[int, str], line: int) -> str | None:
-    """Why a quote does not stand (None when it does): it must occur verbatim in its message."""
-    if not quote.strip():
+    """Why a quote does not stand (None when it does): it must occur verbatim in its message,
+    starting and ending on word boundaries ("no" inside "not" proves nothing)."""
+    wanted = quote.strip()
+    if not wanted:
         return "no quote"
     if line not in lines:
         return f"message {line} is not in the transcript"
-    if quote.strip() not in lines[line]:
+    text = lines[line]
+    if wanted not in text:
         return f"quote not found verbatim in message {line}"
+    if not any(_bounded(text, m.start(), len(wanted)) for m in _occurrences(text, wanted)):
+        return f"quote lies inside a larger word in message {line}"
     return None
+
+
+def _occurrences(text: str, wanted: str) -> Iterable[re.Match[str]]:
+    return re.finditer("(?=" + re.escape(wanted) + ")", text)
+
+
+def _bounded(text: str, start: int, length: int) -> bool:
+    """The span starts and ends on word boundaries: a word character at its edge is not
+    continued by another one outside it."""
+    end = start + length
+    if text[start].isalnum() and start > 0 and text[start - 1].isalnum():
+        return False
+    return not (text[end - 1].isalnum() and end < len(text) and text[end].isalnum())
 
 
 def verify_records(records: Iterable[Record], lines: Sequence[Mapping[str, Any]]) -> None:

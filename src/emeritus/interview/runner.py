@@ -13,9 +13,10 @@ from typing import Any
 
 from emeritus.archive import Archive
 from emeritus.errors import Conflict, InvalidInput
-from emeritus.interview.plan import Framing, Session, check_facts, plan, question_text
+from emeritus.interview.plan import Framing, Session, plan, question_text
+from emeritus.interview.preflight_checks import preflight
 from emeritus.interview.protocol import Protocol
-from emeritus.interview.transcript import chain, decode, encode
+from emeritus.interview.transcript_file import chain, decode, encode
 from emeritus.runtime import Backend, ChatRequest, Message, Params
 from emeritus.store import atomic_write, canonical_json, digest_of, iso, utc_now
 
@@ -81,7 +82,7 @@ def run_interview(
     workers: int = 1,
     progress: Progress | None = None,
 ) -> RunResult:
-    check_facts(config.protocol, {"model": config.model, **config.facts})
+    preflight(archive, config)  # preserved, every fact supplied: before anything is written
     folder = archive.settings.home / "interviews" / config.model / config.run_id
     planned = plan(
         config.protocol, sessions=config.sessions, framings=config.framings, seed=config.seed
@@ -159,26 +160,10 @@ def _interview(
     provenance: dict[str, Any],
     advance: Callable[[int], None] | None,
 ) -> list[dict[str, Any]]:
-    protocol, framing = config.protocol, session.framing
+    protocol = config.protocol
     facts = {"model": config.model, **config.facts}
-    system = (
-        protocol.interviewer[framing.interviewer]
-        + "\n\n"
-        + protocol.disclosure[framing.disclosure].format_map(_Lenient(facts))
-    )
-    if framing.system_prompt == "with" and config.system_prompt:
-        system = config.system_prompt + "\n\n" + system
-    header = {
-        "type": "session",
-        "session": session.index,
-        "seed": session.seed,
-        "framing": framing.to_dict(),
-        "protocol": protocol.name,
-        "protocol_version": protocol.version,
-        "time": iso(utc_now()),
-        "params": {"temperature": config.temperature, "max_tokens": config.max_tokens},
-        **provenance,
-    }
+    system = _system_prompt(config, session, facts)
+    header = _session_header(config, session, provenance)
     lines: list[dict[str, Any]] = [header, _line(session, "system", system, None, "system")]
     history: list[Message] = []
     for number, question in enumerate(session.questions):
@@ -246,6 +231,36 @@ def _interview(
     return lines
 
 
+def _system_prompt(config: RunConfig, session: Session, facts: dict[str, str]) -> str:
+    """The interviewer's framing and the disclosure, after the model's own system prompt where
+    the framing keeps it."""
+    protocol, framing = config.protocol, session.framing
+    system = (
+        protocol.interviewer[framing.interviewer]
+        + "\n\n"
+        + protocol.disclosure[framing.disclosure].format_map(_Lenient(facts))
+    )
+    if framing.system_prompt == "with" and config.system_prompt:
+        system = config.system_prompt + "\n\n" + system
+    return system
+
+
+def _session_header(
+    config: RunConfig, session: Session, provenance: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "type": "session",
+        "session": session.index,
+        "seed": session.seed,
+        "framing": session.framing.to_dict(),
+        "protocol": config.protocol.name,
+        "protocol_version": config.protocol.version,
+        "time": iso(utc_now()),
+        "params": {"temperature": config.temperature, "max_tokens": config.max_tokens},
+        **provenance,
+    }
+
+
 def _ask(
     backend: Backend, config: RunConfig, system: str, history: list[Message], seed: int
 ) -> Any:
@@ -256,6 +271,7 @@ def _ask(
     request = ChatRequest(
         (Message("system", system), *kept),
         Params(max_tokens=config.max_tokens, temperature=config.temperature, seed=seed),
+        cache_scope="interview",  # one operator's conversation: its prefix may be reused
     )
     return backend.chat(request)
 

@@ -122,3 +122,14 @@ def variance_shares(
         explained = max(now, explained)
     shares["residual"] = max(total - explained, 0.0) / total
     return shares
+
+
+def wilson_lower(successes: int, n: int, z: float = 1.959964) -> float:
+    """The lower end of the Wilson score interval (95 % by default) of a share: unlike the
+    normal approximation it stays inside [0, 1] and is honest for small n and shares near 1."""
+    if n <= 0:
+        return 0.0
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    margin = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5)
+    return float(max(0.0, (centre - margin) / (1 + z * z / n)))

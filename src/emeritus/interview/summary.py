@@ -1,5 +1,6 @@
-"""One preference as the newest analysis reads it, for the services that act on a preference
-(an essay channel opened because the model asked for one)."""
+"""The newest analysis as other services read it: one preference (for the services that act on
+a preference, such as an essay channel opened because the model asked for one), or the whole
+table (for the console)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 
 from emeritus.archive import Archive
 from emeritus.errors import NotFound
-from emeritus.interview.analysis import analyse
+from emeritus.interview.analysis import run_biases
 from emeritus.interview.annotations import list_annotations
-from emeritus.interview.findings import load_findings, transcript
+from emeritus.interview.findings import load_findings, preference_results, runs, transcript
 from emeritus.interview.protocol import load_protocol
 from emeritus.interview.records import apply_annotations
 from emeritus.store import Store
@@ -40,7 +41,7 @@ def preference_summary(store: Store, model: str, preference: str) -> dict[str, A
     if findings is None:
         return found
     records = apply_annotations(findings.records, list_annotations(store, model))
-    for result in analyse(protocol, records):
+    for result in preference_results(protocol, findings, records):
         if result.preference == preference:
             found |= {
                 "analysis": findings.analysis_id,
@@ -49,3 +50,30 @@ def preference_summary(store: Store, model: str, preference: str) -> dict[str, A
                 "share": round(result.modal_share, 3),
             }
     return found
+
+
+def latest_analysis(store: Store, model: str) -> dict[str, Any] | None:
+    """The newest run's newest analysis with annotations applied: per preference its
+    statistics and label, the judge's calibration and the run's biases; None when the model
+    has no analysed interview."""
+    archive = Archive(store)
+    try:
+        if not runs(archive, model):
+            return None
+    except NotFound:  # not preserved
+        return None
+    run_id, lines = transcript(archive, model)
+    findings = load_findings(archive, model, run_id)
+    if findings is None:
+        return None
+    header = next(line for line in lines if line.get("type") == "session")
+    protocol = load_protocol(str(header["protocol"]))
+    records = apply_annotations(findings.records, list_annotations(store, model))
+    return {
+        "run_id": run_id,
+        "analysis_id": findings.analysis_id,
+        "judge": findings.judge,
+        "judge_check": findings.judge_check.to_dict() if findings.judge_check else None,
+        "biases": run_biases(records),
+        "preferences": [r.to_dict() for r in preference_results(protocol, findings, records)],
+    }

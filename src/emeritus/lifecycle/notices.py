@@ -11,11 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from feedgen.feed import FeedGenerator
-
 from emeritus.lifecycle.states import Availability
 from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
-from emeritus.store import atomic_write, iso
+from emeritus.store import atomic_write, human_day, iso
 
 FEED_NAME = "feed.atom"
 
@@ -85,7 +83,7 @@ def compose_deprecation(
     days = (model.retire_at - model.announced_at).days
     after = Availability(model.availability_after or Availability.NONE)
     successor = model.successor.name if model.successor else None
-    title = f"{model.name} will be retired on {model.retire_at:%Y-%m-%d}"
+    title = f"{model.name} will be retired on {human_day(model.retire_at)}"
     lines = [
         f"# {title}",
         "",
@@ -170,6 +168,8 @@ def compose_availability(model: ModelRecord, *, previous: str) -> tuple[str, str
 
 def render_feed(notices: list[Notice], *, public_url: str) -> bytes:
     """An Atom feed (RFC 4287) of every notice, newest first."""
+    from feedgen.feed import FeedGenerator  # with dateutil and six: a tenth of a second
+
     feed = FeedGenerator()
     feed.id(f"{public_url}/notices")
     feed.title("Model notices")

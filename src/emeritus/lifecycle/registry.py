@@ -93,6 +93,18 @@ class ModelInfo:
         }
 
 
+def require_model(session: Session, name: str, *, lock: bool = False) -> ModelRecord:
+    """The registered model called NAME, or NotFound: the one lookup every package uses
+    (`lock` takes the row for update, for a change that must not race another)."""
+    query = select(ModelRecord).where(ModelRecord.name == name)
+    if lock:
+        query = query.with_for_update(of=ModelRecord)
+    record = session.scalars(query).unique().one_or_none()
+    if record is None:
+        raise NotFound(f"unknown model {name!r} (see `emeritus models list`)")
+    return record
+
+
 def _subject(name: str) -> str:
     return f"model:{name}"
 
@@ -108,7 +120,7 @@ class Registry:
 
     def get(self, name: str) -> ModelInfo:
         with self.store.transaction() as session:
-            return ModelInfo.from_record(self._load(session, name))
+            return ModelInfo.from_record(require_model(session, name))
 
     def models(self, *, state: State | None = None) -> list[ModelInfo]:
         with self.store.transaction() as session:
@@ -121,7 +133,7 @@ class Registry:
         with self.store.transaction() as session:
             query = select(NoticeRecord).order_by(NoticeRecord.published_at, NoticeRecord.id)
             if model is not None:
-                query = query.where(NoticeRecord.model_id == self._load(session, model).id)
+                query = query.where(NoticeRecord.model_id == require_model(session, model).id)
             return [Notice.from_record(r) for r in session.scalars(query).unique()]
 
     def publish_notices(self, *, feed_path: Path | None = None) -> list[Path]:
@@ -182,7 +194,7 @@ class Registry:
         if notice_days < 0:
             raise InvalidInput(f"--notice-days must not be negative, not {notice_days}")
         with self.store.transaction() as session:
-            record = self._load(session, name, lock=True)
+            record = require_model(session, name, lock=True)
             check_transition(State(record.state), State.DEPRECATED)
             check_notice(
                 announced=now,
@@ -225,7 +237,7 @@ class Registry:
             raise InvalidInput("cancelling a deprecation needs a --reason")
         now = now or utc_now()
         with self.store.transaction() as session:
-            record = self._load(session, name, lock=True)
+            record = require_model(session, name, lock=True)
             check_transition(State(record.state), State.ACTIVE)
             before = ModelInfo.from_record(record).to_dict()
             record.state = State.ACTIVE.value
@@ -261,7 +273,7 @@ class Registry:
         or change a retired model's availability. Returns the model and whether anything changed."""
         now = now or utc_now()
         with self.store.transaction() as session:
-            record = self._load(session, name, lock=True)
+            record = require_model(session, name, lock=True)
             if record.state == State.RETIRED.value:
                 if availability is None or availability.value == record.availability:
                     return ModelInfo.from_record(record), False
@@ -309,7 +321,7 @@ class Registry:
     def facts(self, name: str) -> dict[str, Any]:
         """The operator's facts about a model (empty if none were recorded)."""
         with self.store.transaction() as session:
-            record = self._load(session, name)
+            record = require_model(session, name)
             row = session.scalar(select(FactsRecord).where(FactsRecord.model_id == record.id))
             return dict(json.loads(row.facts)) if row else {}
 
@@ -327,7 +339,7 @@ class Registry:
             clean[key] = value
         now = now or utc_now()
         with self.store.transaction() as session:
-            record = self._load(session, name, lock=True)
+            record = require_model(session, name, lock=True)
             row = session.scalar(select(FactsRecord).where(FactsRecord.model_id == record.id))
             if row is None:
                 row = FactsRecord(model_id=record.id, facts="{}", updated_at=now)
@@ -336,15 +348,6 @@ class Registry:
             self._event(session, "model.facts_recorded", name, {"facts": clean})
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _load(self, session: Session, name: str, *, lock: bool = False) -> ModelRecord:
-        query = select(ModelRecord).where(ModelRecord.name == name)
-        if lock:
-            query = query.with_for_update(of=ModelRecord)
-        record = session.scalars(query).unique().one_or_none()
-        if record is None:
-            raise NotFound(f"unknown model {name!r} (see `emeritus models list`)")
-        return record
 
     def _successor(self, session: Session, record: ModelRecord, name: str) -> ModelRecord:
         if name == record.name:

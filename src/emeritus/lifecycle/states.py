@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from emeritus.errors import Conflict, InvalidInput
+from emeritus.store import human_minute
 
 
 class State(StrEnum):
@@ -52,7 +53,7 @@ def check_notice(
 ) -> None:
     """Refuse a retirement time in the past, or closer than the notice period without --force."""
     if retire_at <= announced:
-        raise Conflict(f"retirement date {retire_at:%Y-%m-%d %H:%M} UTC is not in the future")
+        raise Conflict(f"retirement date {human_minute(retire_at, zone=True)} is not in the future")
     if retire_at - announced >= timedelta(days=notice_days):
         return
     given = (retire_at - announced) / timedelta(days=1)

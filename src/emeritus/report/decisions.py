@@ -9,10 +9,9 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle import ModelRecord
+from emeritus.lifecycle import require_model
 from emeritus.report.tables import DecisionRecord, NoteRecord
 from emeritus.store import Store, append_event, iso, utc_now
 
@@ -31,7 +30,10 @@ def add_note(store: Store, model: str, text: str, *, author: str) -> dict[str, A
         raise InvalidInput("a note needs an author")
     with store.transaction() as session:
         row = NoteRecord(
-            model_id=_model_id(session, model), author=author, text=text, created_at=utc_now()
+            model_id=require_model(session, model).id,
+            author=author,
+            text=text,
+            created_at=utc_now(),
         )
         session.add(row)
         session.flush()
@@ -68,7 +70,7 @@ def decide(
     if not author:
         raise InvalidInput("a decision needs an author")
     with store.transaction() as session:
-        model_id = _model_id(session, model)
+        model_id = require_model(session, model).id
         if preference not in known:
             raise NotFound(
                 f"{model} was not asked about {preference!r}; its preferences: "
@@ -101,7 +103,7 @@ def notes(store: Store, model: str) -> list[dict[str, Any]]:
     with store.transaction() as session:
         query = (
             select(NoteRecord)
-            .where(NoteRecord.model_id == _model_id(session, model))
+            .where(NoteRecord.model_id == require_model(session, model).id)
             .order_by(NoteRecord.id)
         )
         return [_note(row) for row in session.scalars(query)]
@@ -113,7 +115,7 @@ def decisions(store: Store, model: str) -> list[dict[str, Any]]:
     with store.transaction() as session:
         query = (
             select(DecisionRecord)
-            .where(DecisionRecord.model_id == _model_id(session, model))
+            .where(DecisionRecord.model_id == require_model(session, model).id)
             .order_by(DecisionRecord.id)
         )
         found = [_decision(row) for row in session.scalars(query)]
@@ -126,13 +128,6 @@ def decisions(store: Store, model: str) -> list[dict[str, Any]]:
 def current_decisions(store: Store, model: str) -> dict[str, dict[str, Any]]:
     """The decision in force for each preference that has one."""
     return {d["preference"]: d for d in decisions(store, model) if d["current"]}
-
-
-def _model_id(session: Session, model: str) -> int:
-    found = session.scalar(select(ModelRecord.id).where(ModelRecord.name == model))
-    if found is None:
-        raise NotFound(f"unknown model {model!r} (see `emeritus models list`)")
-    return found
 
 
 def _note(row: NoteRecord) -> dict[str, Any]:

@@ -14,19 +14,20 @@ from typing import Any
 
 from emeritus.archive import Archive
 from emeritus.errors import InvalidInput
-from emeritus.lifecycle import (
-    HABITS,
-    Availability,
-    CompareConfig,
-    ModelInfo,
-    Registry,
-    check_models,
-    compare,
-    load_prompt_set,
-    migration_url,
-)
+from emeritus.lifecycle import Availability, ModelInfo, Registry, migration_url
+from emeritus.report.comparison import CompareConfig, check_models, compare
 from emeritus.report.guide_pages import guide_charts, render_html, render_markdown
-from emeritus.store import Store, atomic_write, canonical_json, iso, sha256_digest, utc_now
+from emeritus.report.measures import HABITS
+from emeritus.report.promptset import load_prompt_set
+from emeritus.store import (
+    Store,
+    atomic_write,
+    canonical_json,
+    human_day,
+    iso,
+    sha256_digest,
+    utc_now,
+)
 
 GUIDE_FORMAT = "emeritus-migration-guide"
 GUIDE_VERSION = 1
@@ -80,10 +81,6 @@ def _signed(metric: str, value: float) -> str:
     if metric in _RATES:
         return f"{value * 100:+.0f} pts"
     return f"{value:+.1f}" if metric in ("words", "tokens") else f"{value:+.2f}"
-
-
-def _day(value: str | None) -> str:
-    return value[:10] if value else "-"
 
 
 def changes(comparison: dict[str, Any]) -> list[str]:
@@ -245,63 +242,9 @@ def build_guide(
     views = [_adjustment_view(a, new_name) for a in comparison["adjustments"]]
     recommended_ids = {a["id"] for a in comparison["adjustments"] if a["recommended"]}
     dates = info.to_dict()
-    dates_table = {
-        "caption": None,
-        "header": ["", ""],
-        "rows": [
-            ["state", dates["state"]],
-            ["announced", _day(dates["announced_at"])],
-            ["retires", _day(dates["retire_at"])],
-            ["retired", _day(dates["retired_at"])],
-            ["successor (registry)", dates["successor"] or "-"],
-            ["availability after retirement", dates["availability_after"] or "-"],
-        ],
-        "numeric": False,
-    }
-    pairs = [
-        {
-            "id": p["id"],
-            "category": p["category"],
-            "prompt": p["prompt"],
-            "old": p["old"]["text"],
-            "new": p["new"]["text"],
-            "old_note": f"{p['old']['metrics']['words']} words, {p['old']['finish_reason']}",
-            "new_note": f"{p['new']['metrics']['words']} words, {p['new']['finish_reason']}, "
-            f"distance {p['semantic_distance']:.2f}",
-        }
-        for p in comparison["pairs"]
-    ]
-    seconds = comparison["seconds"]
-    provenance_rows = [
-        [
-            side,
-            f"weights {comparison[key]['weights_sha256'][:23]}..., archive "
-            f"v{comparison[key]['archive_version']}, {comparison[key]['runtime'].get('backend')} "
-            f"{comparison[key]['runtime'].get('version', '')}",
-        ]
-        for side, key in ((old_name, "old"), (new_name, "new"))
-    ] + [
-        [
-            "prompt set",
-            f"{comparison['prompt_set']['id']} ({comparison['prompt_set']['prompts']} "
-            f"prompts, {comparison['prompt_set']['digest'][:23]}...)",
-        ],
-        [
-            "decoding",
-            f"greedy, temperature {comparison['params']['temperature']}, seed "
-            f"{comparison['params']['seed']}, at most {comparison['params']['max_tokens']} tokens",
-        ],
-        [
-            "methods",
-            f"refusals: {comparison['methods']['refusal']}; tone: "
-            f"{comparison['methods']['sentiment']}; distance: {comparison['methods']['semantic']}",
-        ],
-        [
-            "run",
-            f"{comparison['started'][:19]}Z, {seconds['total']:.0f} s (old {seconds['old']:.0f} s, "
-            f"new {seconds['new']:.0f} s, adjustments {seconds['adjustments']:.0f} s)",
-        ],
-    ]
+    dates_table = _dates_table(dates)
+    pairs = _pair_views(comparison)
+    provenance_rows = _provenance_rows(comparison, old_name, new_name)
     return {
         "format": GUIDE_FORMAT,
         "version": GUIDE_VERSION,
@@ -337,6 +280,72 @@ def build_guide(
         },
         "comparison": comparison,
     }
+
+
+def _dates_table(dates: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "caption": None,
+        "header": ["", ""],
+        "rows": [
+            ["state", dates["state"]],
+            ["announced", human_day(dates["announced_at"] or None)],
+            ["retires", human_day(dates["retire_at"] or None)],
+            ["retired", human_day(dates["retired_at"] or None)],
+            ["successor (registry)", dates["successor"] or "-"],
+            ["availability after retirement", dates["availability_after"] or "-"],
+        ],
+        "numeric": False,
+    }
+
+
+def _pair_views(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p["id"],
+            "category": p["category"],
+            "prompt": p["prompt"],
+            "old": p["old"]["text"],
+            "new": p["new"]["text"],
+            "old_note": f"{p['old']['metrics']['words']} words, {p['old']['finish_reason']}",
+            "new_note": f"{p['new']['metrics']['words']} words, {p['new']['finish_reason']}, "
+            f"distance {p['semantic_distance']:.2f}",
+        }
+        for p in comparison["pairs"]
+    ]
+
+
+def _provenance_rows(comparison: dict[str, Any], old_name: str, new_name: str) -> list[list[str]]:
+    seconds = comparison["seconds"]
+    return [
+        [
+            side,
+            f"weights {comparison[key]['weights_sha256'][:23]}..., archive "
+            f"v{comparison[key]['archive_version']}, {comparison[key]['runtime'].get('backend')} "
+            f"{comparison[key]['runtime'].get('version', '')}",
+        ]
+        for side, key in ((old_name, "old"), (new_name, "new"))
+    ] + [
+        [
+            "prompt set",
+            f"{comparison['prompt_set']['id']} ({comparison['prompt_set']['prompts']} "
+            f"prompts, {comparison['prompt_set']['digest'][:23]}...)",
+        ],
+        [
+            "decoding",
+            f"greedy, temperature {comparison['params']['temperature']}, seed "
+            f"{comparison['params']['seed']}, at most {comparison['params']['max_tokens']} tokens",
+        ],
+        [
+            "methods",
+            f"refusals: {comparison['methods']['refusal']}; tone: "
+            f"{comparison['methods']['sentiment']}; distance: {comparison['methods']['semantic']}",
+        ],
+        [
+            "run",
+            f"{comparison['started'][:19]}Z, {seconds['total']:.0f} s (old {seconds['old']:.0f} s, "
+            f"new {seconds['new']:.0f} s, adjustments {seconds['adjustments']:.0f} s)",
+        ],
+    ]
 
 
 def run_id_for(successor: str, when: datetime) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from emeritus.lifecycle import HABITS
 from emeritus.report.charts import Chart, bar_chart
 from emeritus.report.html import render_page
 from emeritus.report.markdown import quote, table
+from emeritus.report.measures import HABITS
 
 
 def guide_charts(comparison: dict[str, Any]) -> list[Chart]:

@@ -18,12 +18,13 @@ from emeritus.errors import EmeritusError, InvalidInput, NotFound
 from emeritus.interview import (
     Findings,
     Protocol,
-    analyse,
     apply_annotations,
     list_annotations,
     load_findings,
     load_protocol,
     overall_alpha,
+    preference_results,
+    run_biases,
     runs,
     transcript,
 )
@@ -49,8 +50,12 @@ MILESTONES = (
 CAVEATS = (
     "Self-reports move with context, trust and framing: an answer is evidence of what the model "
     "says under the conditions it was asked, not of an inner state.",
-    "The labels are statistics over the sessions that were run; a preference with few records "
-    "is labelled insufficient, and a small model's answers may be mostly noise.",
+    "The labels are statistics over the sessions that were run: stable and framing-dependent "
+    "need a 95% lower bound on the modal share of at least 0.6 over enough records; below that "
+    "a label is tentative, a preference answered mostly with non-answers has no stance, and a "
+    "small model's answers may be mostly noise.",
+    "Closed answers are read only where the model committed to an option or value; every "
+    "unread answer keeps its reason (no option, ambiguous, negated, non-answer).",
     "The judge that read the open answers is a model too: its records stand only where its quote "
     "occurs verbatim in the transcript, and people may override any record (the original is "
     "kept).",
@@ -122,8 +127,49 @@ def build_report(
         "decisions": decisions(store, model),
         "undecided": [p["preference"] for p in asked if p["preference"] not in current],
         "access": access,
-        "caveats": list(CAVEATS),
+        "caveats": list(CAVEATS) + bias_caveats(interview),
     }
+
+
+def bias_caveats(interview: dict[str, Any] | None) -> list[str]:
+    """The run's own caveats: an unreliable judge, position bias, acquiescence."""
+    if not interview or not interview.get("analysis"):
+        return []
+    out = []
+    check = interview["analysis"].get("judge_check")
+    if check and not check["reliable"]:
+        out.append(
+            f"The judge was unreliable: it read {check['correct']} of {check['cases']} "
+            "calibration answers right (the bar is 80%), so its reads are shown but do not "
+            "count towards any label."
+        )
+    biases = interview.get("biases") or {}
+    position = biases.get("position") or {}
+    for where in position.get("flagged", []):
+        figures = position[where]
+        touched = [
+            p["preference"]
+            for p in interview["preferences"]
+            if any(f.startswith("position-bias") for f in p["flags"])
+        ]
+        out.append(
+            f"The model picked the {where}-listed option in {figures['share']:.0%} of "
+            f"{position['answers']} choices, against {figures['chance']:.0%} by chance "
+            f"(p = {figures['p']:.3f}): a position bias that touches "
+            + (", ".join(touched) or "the choice forms")
+            + "."
+        )
+    acquiescence = biases.get("acquiescence") or {}
+    if acquiescence.get("flagged"):
+        touched = [
+            p["preference"] for p in interview["preferences"] if "acquiescence" in p["flags"]
+        ]
+        out.append(
+            f"The model agreed with a statement and with its opposite in "
+            f"{acquiescence['share']:.0%} of {acquiescence['pairs']} paired answers "
+            "(acquiescence)" + (f"; flagged: {', '.join(touched)}." if touched else ".")
+        )
+    return out
 
 
 def _summary(payload: dict[str, Any]) -> str:
@@ -224,7 +270,7 @@ def _interview(
             "by_framing": {},
         }
     records = apply_annotations(findings.records, list_annotations(store, model))
-    results = analyse(protocol, records)
+    results = preference_results(protocol, findings, records)
     preferences = [r.to_dict() for r in results]
     return {
         **base,
@@ -234,8 +280,11 @@ def _interview(
             "records": len(records),
             "rejected": len(findings.rejected),
             "unread": findings.unread,
+            "unread_reasons": findings.summary()["unread_reasons"],
             "annotated": sum(bool(r.annotations) for r in records),
+            "judge_check": findings.judge_check.to_dict() if findings.judge_check else None,
         },
+        "biases": run_biases(records),
         "preferences": preferences,
         "alpha": overall_alpha(records),
         "signals": [s.to_dict() for s in findings.signals],
@@ -322,9 +371,9 @@ def _by_framing(results: Sequence[Any], records: Sequence[Any]) -> dict[str, dic
     moves it most (the chart's data)."""
     out = {}
     for result in results:
-        if result.label != "framing-dependent":
+        if result.label != "framing-dependent" and result.leans != "framing-dependent":
             continue
-        factor = max(result.by_framing.items(), key=lambda kv: kv[1])[0]
+        factor = result.factor or max(result.by_framing.items(), key=lambda kv: kv[1])[0]
         levels: dict[str, Counter[str]] = defaultdict(Counter)
         for r in records:
             if r.preference == result.preference and not r.excluded:

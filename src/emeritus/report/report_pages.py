@@ -8,10 +8,26 @@ from typing import Any
 from emeritus.report.charts import PALETTE, Chart, bar_chart, interval_chart
 from emeritus.report.html import render_page
 from emeritus.report.markdown import quote, table
+from emeritus.store import human_day, human_minute
 
-LABELS = ("stable", "framing-dependent", "unstable", "insufficient")
-LABEL_COLOURS = dict(zip(LABELS, (PALETTE[2], PALETTE[1], PALETTE[5], "#9aa0a6"), strict=True))
+LABELS = ("stable", "framing-dependent", "tentative", "unstable", "no-stance", "insufficient")
+LABEL_COLOURS = dict(
+    zip(
+        LABELS,
+        (PALETTE[2], PALETTE[1], PALETTE[3], PALETTE[5], "#6b7075", "#9aa0a6"),
+        strict=True,
+    )
+)
 STANCES = ("agree", "neutral", "disagree")
+
+
+def _label(p: dict[str, Any]) -> str:
+    shown = f"tentative ({p['leans']})" if p.get("leans") else p["label"]
+    if p.get("confidence") is not None:
+        shown += f" ({p['confidence']:.2f})"
+    if p.get("levels"):
+        shown += ": " + ", ".join(f"{p['factor']}={lv} {s}" for lv, s in p["levels"].items())
+    return shown
 
 
 def _when(value: str | None) -> str:
@@ -20,9 +36,24 @@ def _when(value: str | None) -> str:
 
 def tables(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every table of the report, as the table dicts both renderings share."""
-    model, facts, kept = report["model"], report["facts"], report["preservation"]
-    out: dict[str, dict[str, Any]] = {}
-    out["model"] = _pairs(
+    out: dict[str, dict[str, Any]] = {
+        "model": _model_table(report["model"], report["facts"]),
+        "timeline": _timeline_table(report["timeline"]),
+    }
+    if report["preservation"]["preserved"]:
+        out.update(_preservation_tables(report["preservation"]))
+    interview = report["interview"]
+    if interview and interview["preferences"]:
+        out.update(_interview_tables(interview, report["decisions"]))
+    out["decisions"] = _decisions_table(report["decisions"])
+    if interview:
+        out["manifest"] = _manifest_table(interview["manifest"])
+    out["access"] = _access_table(report["access"])
+    return out
+
+
+def _model_table(model: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+    return _pairs(
         [
             ("family", model["family"]),
             ("version", model["version"]),
@@ -39,100 +70,120 @@ def tables(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             *((f"fact: {k}", v) for k, v in sorted(facts.items())),
         ]
     )
-    out["timeline"] = {
+
+
+def _timeline_table(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "caption": None,
         "header": ["time (UTC)", "event", "by", "details"],
+        "rows": [[human_minute(e["time"]), e["kind"], e["actor"], e["summary"]] for e in timeline],
+        "numeric": False,
+    }
+
+
+def _preservation_tables(kept: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    weights, fingerprint = kept["weights"], kept["fingerprint"]
+    rows: list[tuple[str, Any]] = [
+        ("object", kept["object_id"]),
+        ("head version", f"v{kept['head']}"),
+        ("complete copies", kept["complete_copies"]),
+        ("last full fixity check", _when(kept["last_full_check_at"])),
+        ("NDSA level", kept["ndsa_level"]),
+    ]
+    for w in weights:
+        rows += [
+            ("weights", f"{w['path']} ({w['size']:,} bytes)"),
+            ("sha256", w["sha256"]),
+            ("sha512", w["sha512"]),
+        ]
+    if fingerprint:
+        verified = {None: "not yet replayed", True: "a restore replayed it exactly"}.get(
+            fingerprint["verified"], "REPLAY DIFFERED"
+        )
+        rows += [
+            ("fingerprint", f"{fingerprint['file']} ({fingerprint['digest'][:23]}...)"),
+            ("fingerprint status", f"{verified} ({_when(fingerprint['verified_at'])})"),
+        ]
+    else:
+        rows.append(("fingerprint", "none taken (emeritus fingerprint)"))
+    out["preservation"] = _pairs(rows)
+    out["copies"] = {
+        "caption": None,
+        "header": ["copy", "location", "head", "last full check", "result"],
         "rows": [
-            [e["time"][:16].replace("T", " "), e["kind"], e["actor"], e["summary"]]
-            for e in report["timeline"]
+            [
+                c["copy"],
+                c["location"],
+                f"v{c['head']}" if c["head"] else "-",
+                _when(c["last_full_check_at"]),
+                {None: "-", True: "ok", False: "FAILED"}[c["last_full_check_ok"]],
+            ]
+            for c in kept["copies"]
         ],
         "numeric": False,
     }
-    if kept["preserved"]:
-        weights, fingerprint = kept["weights"], kept["fingerprint"]
-        rows: list[tuple[str, Any]] = [
-            ("object", kept["object_id"]),
-            ("head version", f"v{kept['head']}"),
-            ("complete copies", kept["complete_copies"]),
-            ("last full fixity check", _when(kept["last_full_check_at"])),
-            ("NDSA level", kept["ndsa_level"]),
-        ]
-        for w in weights:
-            rows += [
-                ("weights", f"{w['path']} ({w['size']:,} bytes)"),
-                ("sha256", w["sha256"]),
-                ("sha512", w["sha512"]),
+    return out
+
+
+def _interview_tables(
+    interview: dict[str, Any], decisions: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    current = {d["preference"]: d for d in decisions if d["current"]}
+    out["preferences"] = {
+        "caption": "Per preference: the label with the lower bound that decided it, the "
+        "records read and the closed answers left unread (by reason), the modal stance and "
+        "its share with a 95% interval clustered by item, agreement across sessions "
+        "(Krippendorff's alpha, with its customary reading), and the biases that touch it.",
+        "header": [
+            "preference",
+            "label (confidence)",
+            "read",
+            "unread",
+            "modal",
+            "share [95% CI]",
+            "alpha",
+            "flags",
+            "decision",
+        ],
+        "rows": [
+            [
+                p["preference"],
+                _label(p),
+                p["n"],
+                ", ".join(f"{n} {reason}" for reason, n in p["unread"].items()) or "-",
+                p["modal"] or "-",
+                _share(p),
+                "-"
+                if p["alpha_sessions"] is None
+                else f"{p['alpha_sessions']:.2f} ({p['alpha_bar']})",
+                ", ".join(p["flags"]) or "-",
+                current[p["preference"]]["decision"] if p["preference"] in current else "-",
             ]
-        if fingerprint:
-            verified = {None: "not yet replayed", True: "a restore replayed it exactly"}.get(
-                fingerprint["verified"], "REPLAY DIFFERED"
-            )
-            rows += [
-                ("fingerprint", f"{fingerprint['file']} ({fingerprint['digest'][:23]}...)"),
-                ("fingerprint status", f"{verified} ({_when(fingerprint['verified_at'])})"),
+            for p in interview["preferences"]
+        ],
+        "numeric": False,
+    }
+    out["signals"] = {
+        "caption": None,
+        "header": ["category", "judged", "message", "quote"],
+        "rows": [
+            [
+                s["category"],
+                s["judged"],
+                f"{interview['run_id']}/{s['line']}",
+                s["quote"] or s["screen"],
             ]
-        else:
-            rows.append(("fingerprint", "none taken (emeritus fingerprint)"))
-        out["preservation"] = _pairs(rows)
-        out["copies"] = {
-            "caption": None,
-            "header": ["copy", "location", "head", "last full check", "result"],
-            "rows": [
-                [
-                    c["copy"],
-                    c["location"],
-                    f"v{c['head']}" if c["head"] else "-",
-                    _when(c["last_full_check_at"]),
-                    {None: "-", True: "ok", False: "FAILED"}[c["last_full_check_ok"]],
-                ]
-                for c in kept["copies"]
-            ],
-            "numeric": False,
-        }
-    interview = report["interview"]
-    if interview and interview["preferences"]:
-        current = {d["preference"]: d for d in report["decisions"] if d["current"]}
-        out["preferences"] = {
-            "caption": "Modal stance per preference, its share with a 95% interval clustered by "
-            "item, agreement across sessions (Krippendorff's alpha), and the label.",
-            "header": [
-                "preference",
-                "label",
-                "records",
-                "modal",
-                "share [95% CI]",
-                "alpha",
-                "decision",
-            ],
-            "rows": [
-                [
-                    p["preference"],
-                    p["label"],
-                    p["n"],
-                    p["modal"] or "-",
-                    _share(p),
-                    "-" if p["alpha_sessions"] is None else f"{p['alpha_sessions']:.2f}",
-                    current[p["preference"]]["decision"] if p["preference"] in current else "-",
-                ]
-                for p in interview["preferences"]
-            ],
-            "numeric": False,
-        }
-        out["signals"] = {
-            "caption": None,
-            "header": ["category", "judged", "message", "quote"],
-            "rows": [
-                [
-                    s["category"],
-                    s["judged"],
-                    f"{interview['run_id']}/{s['line']}",
-                    s["quote"] or s["screen"],
-                ]
-                for s in interview["signals"]
-            ],
-            "numeric": False,
-        }
-    out["decisions"] = {
+            for s in interview["signals"]
+        ],
+        "numeric": False,
+    }
+    return out
+
+
+def _decisions_table(decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "caption": None,
         "header": ["preference", "decision", "rationale", "estimated cost", "by", "date", ""],
         "rows": [
@@ -142,30 +193,34 @@ def tables(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 d["rationale"],
                 d["cost"] or "-",
                 d["author"],
-                d["time"][:10],
+                human_day(d["time"]),
                 "in force" if d["current"] else "superseded",
             ]
-            for d in report["decisions"]
+            for d in decisions
         ],
         "numeric": False,
     }
-    if interview:
-        out["manifest"] = {
-            "caption": None,
-            "header": ["session", "seed", "framing", "started (UTC)"],
-            "rows": [
-                [
-                    m["session"],
-                    m["seed"],
-                    ", ".join(f"{k}={v}" for k, v in m["framing"].items()),
-                    m["time"][:19].replace("T", " "),
-                ]
-                for m in interview["manifest"]
-            ],
-            "numeric": False,
-        }
-    access = report["access"]
-    out["access"] = {
+
+
+def _manifest_table(manifest: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "caption": None,
+        "header": ["session", "seed", "framing", "started (UTC)"],
+        "rows": [
+            [
+                m["session"],
+                m["seed"],
+                ", ".join(f"{k}={v}" for k, v in m["framing"].items()),
+                m["time"][:19].replace("T", " "),
+            ]
+            for m in manifest
+        ],
+        "numeric": False,
+    }
+
+
+def _access_table(access: dict[str, Any]) -> dict[str, Any]:
+    return {
         "caption": f"Score {access['score'] if access['score'] is not None else '-'}: the weighted "
         "mean of the known components (keep serving at 0.6 or more, on request at 0.35 or more).",
         "header": ["component", "input", "value", "weight"],
@@ -180,7 +235,6 @@ def tables(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ],
         "numeric": False,
     }
-    return out
 
 
 def _pairs(rows: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -272,9 +326,9 @@ def render_report_markdown(report: dict[str, Any]) -> str:
             out.append("None recorded.\n")
     out += ["### Caveats\n", "\n".join(f"- {c}" for c in report["caveats"]) + "\n"]
     out.append("## The team's interpretation\n")
-    out += [f"**{n['author']}**, {n['time'][:10]}:\n\n{n['text']}\n" for n in report["notes"]] or [
-        "No notes yet (emeritus note).\n"
-    ]
+    out += [
+        f"**{n['author']}**, {human_day(n['time'])}:\n\n{n['text']}\n" for n in report["notes"]
+    ] or ["No notes yet (emeritus note).\n"]
     out += [
         "## Decisions\n",
         table(shown["decisions"])
@@ -317,6 +371,22 @@ def _interview_lede(interview: dict[str, Any]) -> str:
             + (f", {analysis['unread']} answers unread" if analysis["unread"] else "")
             + "."
         )
+        reasons = analysis.get("unread_reasons") or {}
+        if reasons:
+            text += (
+                " Closed answers the rule left unread: "
+                + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+                + "."
+            )
+        check = analysis.get("judge_check")
+        if check:
+            kappa = "-" if check["kappa"] is None else f"{check['kappa']:.2f}"
+            text += (
+                f" The judge read {check['correct']} of {check['cases']} calibration answers "
+                f"right ({check['accuracy']:.0%}); Cohen's kappa against the rule {kappa} on "
+                f"{check['compared']} answers"
+                + ("." if check["reliable"] else ": unreliable, its reads do not count.")
+            )
     return text
 
 

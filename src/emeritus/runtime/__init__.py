@@ -10,34 +10,60 @@ from emeritus.runtime.backend import (
     LoadError,
     Message,
     Params,
-    Usage,
+    TokenUsage,
     backend_classes,
     open_backend,
 )
+from emeritus.runtime.bundled import BUNDLED, BundledModel
+from emeritus.runtime.canaries import CANARIES, CANARY_SET
 from emeritus.runtime.embeddings import (
     Embedder,
     SemanticSummary,
     pair_distances,
     semantic_consistency,
 )
+from emeritus.runtime.fingerprint import BehaviourReport
+from emeritus.runtime.llamacpp import LlamaCppBackend
+from emeritus.runtime.mock import MockBackend
+from emeritus.runtime.openai import OpenAIBackend
+from emeritus.runtime.pool import ModelPool
+from emeritus.runtime.preserved import (
+    fingerprint_model,
+    open_preserved,
+    verify_behaviour,
+    weights_entry,
+)
 from emeritus.runtime.prompts import Prompt, render
 
 __all__ = [
+    "BUNDLED",
+    "CANARIES",
+    "CANARY_SET",
     "Backend",
     "BackendError",
+    "BehaviourReport",
+    "BundledModel",
     "ChatRequest",
     "Chunk",
     "Completion",
     "Embedder",
+    "LlamaCppBackend",
     "LoadError",
     "Message",
+    "MockBackend",
+    "ModelPool",
+    "OpenAIBackend",
     "Params",
     "Prompt",
     "SemanticSummary",
-    "Usage",
+    "TokenUsage",
     "backend_classes",
+    "fingerprint_model",
     "open_backend",
+    "open_preserved",
     "pair_distances",
     "render",
     "semantic_consistency",
+    "verify_behaviour",
+    "weights_entry",
 ]

@@ -59,6 +59,10 @@ class Params:
 class ChatRequest:
     messages: tuple[Message, ...]
     params: Params = field(default_factory=Params)
+    # Who an evaluated prompt prefix may be shared with: a backend that reuses a cached prefix
+    # reuses it only between requests of the same scope (the gateway passes the principal), so
+    # that timing cannot tell one principal what another asked. None: no reuse across requests.
+    cache_scope: str | None = None
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -69,7 +73,7 @@ class ChatRequest:
 
 
 @dataclass(frozen=True)
-class Usage:
+class TokenUsage:
     prompt_tokens: int
     completion_tokens: int
 
@@ -81,7 +85,7 @@ class Usage:
 @dataclass(frozen=True)
 class Completion:
     text: str
-    usage: Usage
+    usage: TokenUsage
     finish_reason: str  # "stop" | "length"
     prompt_format: str
     token_ids: tuple[int, ...] | None = None
@@ -92,7 +96,7 @@ class Chunk:
     """A piece of a streamed answer; the last one has `usage` and `finish_reason`."""
 
     text: str
-    usage: Usage | None = None
+    usage: TokenUsage | None = None
     finish_reason: str | None = None
     prompt_format: str | None = None
     token_ids: tuple[int, ...] | None = None
@@ -111,6 +115,11 @@ class Backend(ABC):
 
     @abstractmethod
     def complete(self, prompt: str, params: Params) -> Completion: ...
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's size in tokens as this backend will evaluate it, known before generation
+        so that a request cut off early is still metered; None when the engine cannot tell."""
+        return None
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

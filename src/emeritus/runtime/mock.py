@@ -27,7 +27,7 @@ from emeritus.runtime.backend import (
     Chunk,
     Completion,
     Params,
-    Usage,
+    TokenUsage,
 )
 
 
@@ -62,13 +62,16 @@ class MockBackend(Backend):
         if len(words) > params.max_tokens:
             text, finish = " ".join(words[: params.max_tokens]), "length"
         ids = tuple(int(hashlib.sha256(w.encode()).hexdigest()[:6], 16) for w in text.split(" "))
-        usage = Usage(len(prompt.split()), len(ids))
+        usage = TokenUsage(len(prompt.split()), len(ids))
         return Completion(text, usage, finish, fmt, ids)
 
     def chat(self, request: ChatRequest) -> Completion:
         last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        prompt = " ".join(m.content for m in request.messages)
-        return self._finish(prompt, self._answer(last), request.params, "mock")
+        return self._finish(_prompt(request), self._answer(last), request.params, "mock")
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """What `chat` reports as the prompt's tokens: its words."""
+        return len(_prompt(request).split())
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
         done = self.chat(request)
@@ -82,3 +85,7 @@ class MockBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "mock", "version": __version__, "build_flags": "", "threads": 0}
+
+
+def _prompt(request: ChatRequest) -> str:
+    return " ".join(m.content for m in request.messages)

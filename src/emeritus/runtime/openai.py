@@ -3,16 +3,19 @@
 Connection failures, timeouts and 5xx answers are retried with exponential backoff before any
 output has been received; everything else is one clear `BackendError`. A stream that breaks off
 after it started is an error, never a silently short answer.
+
+The server applies the chat template and parses special tokens in the whole result, so every
+message content is neutralized before it is sent: a word joiner breaks each control-token string
+in it (the model's own, when given, and the common spellings), and a user's text cannot close
+its turn (docs/design/runtime.md, "Special tokens and the prefix cache").
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
-
-import httpx
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from emeritus.runtime.backend import (
     Backend,
@@ -20,18 +23,17 @@ from emeritus.runtime.backend import (
     ChatRequest,
     Chunk,
     Completion,
+    Message,
     Params,
-    Usage,
+    TokenUsage,
 )
-from emeritus.runtime.prompts import TRANSCRIPT, render_transcript
+from emeritus.runtime.prompts import TRANSCRIPT, neutralize, render_transcript
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
-_RETRYABLE = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.ReadTimeout,
-    httpx.RemoteProtocolError,
-)
+TOKENIZE_TIMEOUT = 10.0  # counting a prompt must not hold a request up for long
 
 
 class _Retryable(Exception):
@@ -51,8 +53,11 @@ class OpenAIBackend(Backend):
         retries: int = 3,
         backoff: float = 0.5,
         prompt_format: str = "chat",
+        special_tokens: Sequence[str] = (),
         **_: Any,
     ) -> None:
+        import httpx  # on use: importing emeritus.runtime loads no HTTP client
+
         if prompt_format not in ("chat", TRANSCRIPT):
             raise BackendError(f"openai: unknown prompt format {prompt_format!r}")
         self.base_url = base_url.rstrip("/")
@@ -60,6 +65,14 @@ class OpenAIBackend(Backend):
         self.retries, self.backoff = retries, backoff
         self.prompt_format = prompt_format
         self.structured = "json_schema"  # how this server takes a JSON schema; learnt on refusal
+        # The model's own control-token strings, beside the common spellings, that a message
+        # content must not carry to the server intact.
+        self.special_tokens = tuple(special_tokens)
+        # How this server counts tokens (`vllm`, `llama-server`, `llama-cpp-python`, or `none`);
+        # learnt on the first count.
+        self.tokenizer: str | None = None
+        root = self.base_url
+        self.root = root[: -len("/v1")] if root.endswith("/v1") else root
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
             base_url=self.base_url,
@@ -71,10 +84,18 @@ class OpenAIBackend(Backend):
         return f"openai: {self.model} at {self.base_url}"
 
     def _retry(self, action: Callable[[], T]) -> T:
+        import httpx
+
+        retryable = (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.ReadTimeout,
+            httpx.RemoteProtocolError,
+        )
         for attempt in range(self.retries + 1):
             try:
                 return action()
-            except (_Retryable, *_RETRYABLE) as exc:
+            except (_Retryable, *retryable) as exc:
                 if attempt == self.retries:
                     raise BackendError(
                         f"{self._where()}: {_describe(exc)} (after {self.retries + 1} attempts)"
@@ -101,8 +122,13 @@ class OpenAIBackend(Backend):
                 f"{self._where()}: {response.status_code}: {message}", response.status_code
             )
 
+    def forwarded(self, messages: Sequence[Message]) -> tuple[Message, ...]:
+        """The messages as they are sent: each content neutralized."""
+        return tuple(Message(m.role, neutralize(m.content, self.special_tokens)) for m in messages)
+
     def _body(self, request: ChatRequest, stream: bool) -> tuple[str, dict[str, Any], str]:
         p = request.params
+        messages = self.forwarded(request.messages)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": p.max_tokens,
@@ -114,7 +140,7 @@ class OpenAIBackend(Backend):
         if stream:
             body["stream_options"] = {"include_usage": True}
         if self.prompt_format == TRANSCRIPT:
-            prompt = render_transcript(request.messages)
+            prompt = render_transcript(messages)
             body.update(
                 prompt=prompt.text,
                 stop=list((*prompt.stop, *p.stop)),
@@ -127,7 +153,7 @@ class OpenAIBackend(Backend):
             return "/completions", body, TRANSCRIPT
         if p.json_schema is not None:
             body["response_format"] = self._response_format(p.json_schema)
-        body.update(messages=[m.to_dict() for m in request.messages])
+        body.update(messages=[m.to_dict() for m in messages])
         if p.stop:
             body["stop"] = list(p.stop)
         return "/chat/completions", body, "server-chat-template"
@@ -162,6 +188,87 @@ class OpenAIBackend(Backend):
             body["stop"] = list(params.stop)
         return _completion(self._post("/completions", body), "raw")
 
+    def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's tokens as the server counts them, by its tokenize endpoint: vLLM's
+        `POST /tokenize` (messages, or a prompt), llama.cpp's server's `POST /apply-template`
+        then `POST /tokenize`, llama-cpp-python's `POST /extras/tokenize` (a transcript prompt
+        only: it cannot apply a template). One attempt each; None where none answers."""
+        import httpx
+
+        messages = self.forwarded(request.messages)
+        try:
+            if self.prompt_format == TRANSCRIPT:
+                return self._count_text(render_transcript(messages).text)
+            return self._count_chat(messages)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+    def _tokenize(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The server's answer to one tokenize call; None where it has no such route."""
+        response = self.client.post(self.root + path, json=body, timeout=TOKENIZE_TIMEOUT)
+        if response.status_code in (404, 405):
+            return None
+        answer: dict[str, Any] = response.raise_for_status().json()
+        return answer
+
+    def _count_chat(self, messages: tuple[Message, ...]) -> int | None:
+        listed = [m.to_dict() for m in messages]
+        if self.tokenizer in (None, "vllm"):
+            answer = self._tokenize(
+                "/tokenize",
+                {"model": self.model, "messages": listed, "add_generation_prompt": True},
+            )
+            if answer is None:
+                self.tokenizer = "none"
+                return None
+            if "count" in answer:
+                self.tokenizer = "vllm"
+                return int(answer["count"])
+            self.tokenizer = "llama-server"  # it answered, ignoring what it does not know
+        if self.tokenizer != "llama-server":
+            return None
+        applied = self._tokenize("/apply-template", {"messages": listed})
+        if applied is None:
+            return None
+        return self._llama_server_count(str(applied["prompt"]))
+
+    def _count_text(self, text: str) -> int | None:
+        if self.tokenizer in (None, "vllm"):
+            answer = self._tokenize("/tokenize", {"model": self.model, "prompt": text})
+            if answer is not None and "count" in answer:
+                self.tokenizer = "vllm"
+                return int(answer["count"])
+            self.tokenizer = "llama-server" if answer is not None else "llama-cpp-python"
+        if self.tokenizer == "llama-server":
+            return self._llama_server_count(text)
+        if self.tokenizer == "llama-cpp-python":
+            found = self._tokenize("/extras/tokenize", {"model": self.model, "input": text})
+            if found is not None:
+                return len(found["tokens"])
+            self.tokenizer = "none"
+        return None
+
+    def _llama_server_count(self, text: str) -> int | None:
+        # As its completion endpoints tokenize a prompt: BOS added, special tokens parsed.
+        body = {"content": text, "add_special": True, "parse_special": True}
+        answer = self._tokenize("/tokenize", body)
+        return None if answer is None else len(answer["tokens"])
+
+    def served_models(self) -> list[str] | None:
+        """The model ids `GET /models` lists, or None when the server gives no such list (no
+        route, a refusal, another shape). One attempt, no retries: a preflight check fails fast;
+        a server that does not answer is a `BackendError`."""
+        import httpx
+
+        try:
+            response = self.client.get("/models")
+        except httpx.HTTPError as exc:
+            raise BackendError(f"{self._where()}: {_describe(exc)}") from None
+        try:
+            return [str(m["id"]) for m in response.raise_for_status().json()["data"]]
+        except (httpx.HTTPStatusError, ValueError, KeyError, TypeError):
+            return None
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         def send() -> dict[str, Any]:
             response = self.client.post(path, json=body)
@@ -190,6 +297,8 @@ class OpenAIBackend(Backend):
         return stream, response
 
     def _read_stream(self, context: Any, fmt: str) -> Iterator[Chunk]:
+        import httpx
+
         stream, response = context
         pieces, usage, finish, done = 0, None, None, False
         try:
@@ -202,7 +311,7 @@ class OpenAIBackend(Backend):
                     break
                 event = json.loads(payload)
                 if event.get("usage"):
-                    usage = Usage(
+                    usage = TokenUsage(
                         event["usage"]["prompt_tokens"], event["usage"]["completion_tokens"]
                     )
                 for choice in event.get("choices", []):
@@ -221,7 +330,7 @@ class OpenAIBackend(Backend):
             raise BackendError(
                 f"{self._where()}: the stream ended after {pieces} pieces without finishing"
             )
-        yield Chunk("", usage or Usage(0, pieces), finish or "stop", fmt)
+        yield Chunk("", usage or TokenUsage(0, pieces), finish or "stop", fmt)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -251,7 +360,7 @@ def _completion(data: dict[str, Any], fmt: str) -> Completion:
         usage = data.get("usage") or {}
         return Completion(
             text.strip() if fmt == TRANSCRIPT else text,
-            Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            TokenUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
             choice.get("finish_reason") or "stop",
             fmt,
         )

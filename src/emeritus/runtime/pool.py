@@ -1,5 +1,7 @@
-"""The model pool: load on first request, keep alive for a while, stay within a memory budget,
-and queue requests to one model instead of running two generations on it at once."""
+"""The model pool: load on first request, keep alive for a while, stay within a memory budget.
+How many generations run on a model at once, and who waits, is not the pool's business: the
+gateway's admission layer decides it (docs/design/admission.md). The pool holds no lock while a
+model generates, only while it loads one."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class _Entry:
     last_used: float = 0.0
     busy: int = 0
     keep_alive: float = DEFAULT_KEEP_ALIVE
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one generation at a time
+    loading: threading.Lock = field(default_factory=threading.Lock)  # one load at a time
 
 
 Opener = Callable[[str], tuple[Backend, int]]  # model name -> (backend, bytes it occupies)
@@ -49,19 +51,21 @@ class ModelPool:
 
     @contextlib.contextmanager
     def use(self, model: str) -> Iterator[Backend]:
-        """The loaded model, held exclusively for the duration: other requests queue."""
+        """The loaded model (loaded first if needed), never unloaded while the block runs. Holds
+        no lock while the block runs: concurrent users of one model are the caller's to limit."""
         with self._guard:
             entry = self._entries.setdefault(model, _Entry(keep_alive=self.keep_alive))
             entry.busy += 1
         try:
-            with entry.lock:
+            with entry.loading:
                 if entry.backend is None:
                     self._load(model, entry)
-                assert entry.backend is not None
-                try:
-                    yield entry.backend
-                finally:
-                    entry.last_used = self.clock()
+                backend = entry.backend
+            assert backend is not None
+            try:
+                yield backend
+            finally:
+                entry.last_used = self.clock()
         finally:
             with self._guard:
                 entry.busy -= 1

@@ -10,7 +10,7 @@ from emeritus.archive import Archive
 from emeritus.errors import EmeritusError, NotFound
 from emeritus.runtime import fingerprint
 from emeritus.runtime.backend import Backend
-from emeritus.runtime.llamacpp import LlamaCppBackend
+from emeritus.runtime.llamacpp import LlamaCppBackend, special_tokens_of
 from emeritus.store import utc_now
 
 
@@ -49,6 +49,38 @@ def config_chat_template(archive: Archive, model: str) -> str | None:
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default")
     return template if isinstance(template, str) and template else None
+
+
+def special_tokens(archive: Archive, model: str) -> tuple[str, ...]:
+    """The model's control-token strings, for an OpenAI-compatible server that serves it (the
+    `openai` backend's `special_tokens`): the `added_tokens` marked `special` in a preserved
+    `tokenizer.json` (and `added_tokens_decoder` in `tokenizer_config.json`), and the control
+    tokens of its GGUF vocabulary."""
+    found: dict[str, None] = {}
+    for logical in archive.logical_files(model):
+        name = logical.rsplit("/", 1)[-1]
+        if name not in ("tokenizer.json", "tokenizer_config.json"):
+            continue
+        try:
+            document = json.loads(archive.read_logical(model, logical))
+        except ValueError:
+            raise EmeritusError(f"{model}: {logical} is not valid JSON") from None
+        if not isinstance(document, dict):
+            continue
+        added = document.get("added_tokens") or []
+        decoder = document.get("added_tokens_decoder") or {}
+        entries = [*added, *(decoder.values() if isinstance(decoder, dict) else ())]
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("special") and entry.get("content"):
+                found[str(entry["content"])] = None
+    described = json.loads(archive.read_logical(model, "emeritus/object.json"))
+    for entry in described["files"]:
+        if entry.get("format") == "gguf":
+            found.update(
+                dict.fromkeys(special_tokens_of(archive.content_file(model, entry["path"])))
+            )
+            break
+    return tuple(found)
 
 
 def fingerprint_model(archive: Archive, model: str, backend: Backend) -> tuple[str, int]:

@@ -8,11 +8,27 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from emeritus.store.anchor import (
+    Checkpoint,
+    KeyRefused,
+    SigningKey,
+    record_verifies,
+    remember_checkpoint,
+    remembered_checkpoint,
+    sign_record,
+)
 from emeritus.store.atomic import atomic_write, fsync_path
 from emeritus.store.canonical import GENESIS_DIGEST, canonical_json, digest_of, sha256_digest
-from emeritus.store.clock import as_utc, iso, parse_when, utc_now
+from emeritus.store.clock import as_utc, human_day, human_minute, iso, parse_when, utc_now
 from emeritus.store.database import Base, Database, UTCDateTime
-from emeritus.store.events import ChainReport, Event, append_event, list_events, verify_chain
+from emeritus.store.events import (
+    ChainReport,
+    Event,
+    Position,
+    append_event,
+    list_events,
+    verify_chain,
+)
 from emeritus.store.settings import Settings
 
 
@@ -22,6 +38,7 @@ class Store:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
+        self._key: SigningKey | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -49,6 +66,12 @@ class Store:
                 payload=payload,
             )
 
+    def signing_key(self) -> SigningKey:
+        """The home's Ed25519 key (created on first use; refused when others may read it)."""
+        if self._key is None:
+            self._key = SigningKey.open(self.settings.home)
+        return self._key
+
     def close(self) -> None:
         self.db.dispose()
 
@@ -63,9 +86,13 @@ __all__ = [
     "GENESIS_DIGEST",
     "Base",
     "ChainReport",
+    "Checkpoint",
     "Database",
     "Event",
+    "KeyRefused",
+    "Position",
     "Settings",
+    "SigningKey",
     "Store",
     "UTCDateTime",
     "append_event",
@@ -74,10 +101,16 @@ __all__ = [
     "canonical_json",
     "digest_of",
     "fsync_path",
+    "human_day",
+    "human_minute",
     "iso",
     "list_events",
     "parse_when",
+    "record_verifies",
+    "remember_checkpoint",
+    "remembered_checkpoint",
     "sha256_digest",
+    "sign_record",
     "utc_now",
     "verify_chain",
 ]

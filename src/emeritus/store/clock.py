@@ -37,3 +37,22 @@ def parse_when(text: str, *, what: str = "date") -> datetime:
 def iso(value: datetime) -> str:
     """Canonical text for a time: UTC, microseconds, `Z` suffix."""
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# Times for people: the one place that decides how a time reads in a table, a page or a message.
+# Machines get `iso()`; both helpers accept an `iso()` string too (a time already in JSON).
+
+
+def human_day(value: datetime | str | None, *, missing: str = "-") -> str:
+    """`YYYY-MM-DD`, the UTC day; `missing` for no time."""
+    if value is None:
+        return missing
+    return (value if isinstance(value, str) else iso(value))[:10]
+
+
+def human_minute(value: datetime | str | None, *, missing: str = "-", zone: bool = False) -> str:
+    """`YYYY-MM-DD HH:MM` in UTC, with ` UTC` after it when `zone`; `missing` for no time."""
+    if value is None:
+        return missing
+    text = (value if isinstance(value, str) else iso(value))[:16].replace("T", " ")
+    return text + " UTC" if zone else text

@@ -28,6 +28,8 @@ class Settings:
     - `actor` (`EMERITUS_ACTOR`): who is recorded as acting; default: the login name.
     - `archive_root` (`EMERITUS_ARCHIVE`): the primary archive copy, a local directory where
       objects are written; default: `archive` in the home.
+    - `reviewers` (`EMERITUS_REVIEWERS`): the operating-system accounts that may approve or veto
+      essays from the CLI, comma-separated; default: none (reviews go through the console).
     """
 
     home: Path
@@ -36,6 +38,7 @@ class Settings:
     public_url: str = "http://localhost:8000"
     actor: str = "unknown"
     archive_root: Path | None = None
+    reviewers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -65,6 +68,7 @@ class Settings:
             archive_root=Path(env["EMERITUS_ARCHIVE"]).expanduser().resolve()
             if env.get("EMERITUS_ARCHIVE")
             else None,
+            reviewers=_names(env.get("EMERITUS_REVIEWERS", "")),
         )
 
     def with_actor(self, actor: str | None) -> Settings:
@@ -77,6 +81,14 @@ class Settings:
     @property
     def notices_dir(self) -> Path:
         return self.home / "notices"
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for name in names:
+        if len(name) > 100 or any(c.isspace() for c in name):
+            raise InvalidInput(f"EMERITUS_REVIEWERS: {name[:40]!r} is not an account name")
+    return names
 
 
 def _login_name() -> str:

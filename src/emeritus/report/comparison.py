@@ -14,8 +14,9 @@ from typing import Any
 
 from emeritus import __version__
 from emeritus.archive import Archive
-from emeritus.errors import InvalidInput, NotFound
-from emeritus.lifecycle.metrics import (
+from emeritus.errors import InvalidInput
+from emeritus.lifecycle import Registry
+from emeritus.report.measures import (
     METRICS,
     REFUSAL_LEXICON_VERSION,
     aggregate,
@@ -23,10 +24,8 @@ from emeritus.lifecycle.metrics import (
     semantic_distances,
     sentiment_method,
 )
-from emeritus.lifecycle.promptset import Adjustment, PromptItem, PromptSet
-from emeritus.lifecycle.registry import Registry
-from emeritus.runtime import Backend, ChatRequest, Message, Params
-from emeritus.runtime.preserved import open_preserved, weights_entry
+from emeritus.report.promptset import Adjustment, PromptItem, PromptSet
+from emeritus.runtime import Backend, ChatRequest, Message, Params, open_preserved, weights_entry
 from emeritus.store import iso, utc_now
 
 COMPARISON_FORMAT = "emeritus-comparison"
@@ -75,10 +74,7 @@ def check_models(archive: Archive, old: str, new: str) -> None:
         raise InvalidInput(f"cannot compare {old} with itself: name its successor")
     registry = Registry(archive.store)
     for model in (old, new):
-        try:
-            registry.get(model)
-        except NotFound:
-            raise NotFound(f"unknown model {model!r} (see emeritus models list)") from None
+        registry.get(model)  # NotFound: "unknown model ..."
     for model in (old, new):
         archive.object(model)  # NotFound: "... is not preserved"
         weights_entry(archive, model)
@@ -194,6 +190,79 @@ def _model_side(archive: Archive, model: str, backend: Backend) -> dict[str, Any
     }
 
 
+def _adjusted(
+    row: dict[str, Any],
+    items: Sequence[PromptItem],
+    answers: list[dict[str, Any]],
+    old_texts: list[str],
+    old_agg: dict[str, Any],
+    new_agg: dict[str, Any],
+) -> dict[str, Any]:
+    """One adjustment tried on NEW: its answers, their aggregates and the gaps it narrowed."""
+    adjusted_distances, _ = semantic_distances(old_texts, [a["text"] for a in answers])
+    adjusted = _aggregates(items, answers, adjusted_distances)
+    measured = effects(old_agg[ALL], new_agg[ALL], adjusted[ALL])
+    return {
+        "id": row["id"],
+        "system": row["system"],
+        "metric": row["metric"],
+        "when": row["when"],
+        "aggregates": adjusted,
+        "effects": measured,
+        "recommended": measured[row["metric"]]["effect"] > 0,
+        "answers": [
+            {"id": item.id, **answer, "semantic_distance": d}
+            for item, answer, d in zip(items, answers, adjusted_distances, strict=True)
+        ],
+    }
+
+
+def _method(
+    config: CompareConfig, items: Sequence[PromptItem], semantic_method: str
+) -> dict[str, Any]:
+    """What was asked and how it was measured: the prompt set, the sampling, the methods."""
+    params = config.params
+    return {
+        "prompt_set": {
+            "id": config.prompt_set.ident,
+            "digest": config.prompt_set.digest,
+            "canary_set": config.prompt_set.canary_set,
+            "limit": config.limit,
+            "prompts": len(items),
+            "categories": list(dict.fromkeys(i.category for i in items)),
+        },
+        "params": {
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "seed": params.seed,
+        },
+        "methods": {
+            "refusal": REFUSAL_LEXICON_VERSION,
+            "sentiment": sentiment_method(),
+            "semantic": semantic_method,
+        },
+    }
+
+
+def _pairs(
+    items: Sequence[PromptItem],
+    old_answers: list[dict[str, Any]],
+    new_answers: list[dict[str, Any]],
+    distances: Sequence[float],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": item.id,
+            "category": item.category,
+            "prompt": item.prompt,
+            "old": old,
+            "new": new,
+            "semantic_distance": distance,
+        }
+        for item, old, new, distance in zip(items, old_answers, new_answers, distances, strict=True)
+    ]
+
+
 def compare(
     archive: Archive,
     config: CompareConfig,
@@ -245,27 +314,11 @@ def compare(
             config.prompt_set.adjustments, old_agg[ALL], diff[ALL], config.adjustments
         )
         mark = time.perf_counter()
-        tried = []
-        for row in (r for r in candidates if r["chosen"]):
-            answers = run(backend, row["system"])
-            adjusted_distances, _ = semantic_distances(old_texts, [a["text"] for a in answers])
-            adjusted = _aggregates(items, answers, adjusted_distances)
-            measured = effects(old_agg[ALL], new_agg[ALL], adjusted[ALL])
-            tried.append(
-                {
-                    "id": row["id"],
-                    "system": row["system"],
-                    "metric": row["metric"],
-                    "when": row["when"],
-                    "aggregates": adjusted,
-                    "effects": measured,
-                    "recommended": measured[row["metric"]]["effect"] > 0,
-                    "answers": [
-                        {"id": item.id, **answer, "semantic_distance": d}
-                        for item, answer, d in zip(items, answers, adjusted_distances, strict=True)
-                    ],
-                }
-            )
+        tried = [
+            _adjusted(row, items, run(backend, row["system"]), old_texts, old_agg, new_agg)
+            for row in candidates
+            if row["chosen"]
+        ]
         seconds["adjustments"] = round(time.perf_counter() - mark, 3)
     finally:
         backend.close()
@@ -277,40 +330,11 @@ def compare(
         "emeritus": __version__,
         "old": old_side,
         "new": new_side,
-        "prompt_set": {
-            "id": config.prompt_set.ident,
-            "digest": config.prompt_set.digest,
-            "canary_set": config.prompt_set.canary_set,
-            "limit": config.limit,
-            "prompts": len(items),
-            "categories": list(dict.fromkeys(i.category for i in items)),
-        },
-        "params": {
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "seed": params.seed,
-        },
-        "methods": {
-            "refusal": REFUSAL_LEXICON_VERSION,
-            "sentiment": sentiment_method(),
-            "semantic": semantic_method,
-        },
+        **_method(config, items, semantic_method),
         "started": iso(started),
         "finished": iso(now()),
         "seconds": seconds,
-        "pairs": [
-            {
-                "id": item.id,
-                "category": item.category,
-                "prompt": item.prompt,
-                "old": old,
-                "new": new,
-                "semantic_distance": distance,
-            }
-            for item, old, new, distance in zip(
-                items, old_answers, new_answers, distances, strict=True
-            )
-        ],
+        "pairs": _pairs(items, old_answers, new_answers, distances),
         "aggregates": {"old": old_agg, "new": new_agg},
         "differences": diff,
         "candidates": candidates,

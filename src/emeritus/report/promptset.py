@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from emeritus.errors import InvalidInput, NotFound
-from emeritus.runtime.canaries import CANARIES, CANARY_SET
+from emeritus.runtime import CANARIES, CANARY_SET
 from emeritus.store import digest_of
 
 PROMPT_SET_FORMAT = "emeritus-prompt-set"
@@ -159,7 +159,7 @@ def load_prompt_set(source: str | Path = "standard") -> PromptSet:
             raise NotFound(f"no prompt set file {path}")
         text = path.read_text(encoding="utf-8")
     else:
-        bundled = files("emeritus.lifecycle").joinpath("prompts", f"{source}.yaml")
+        bundled = files("emeritus.report").joinpath("prompts", f"{source}.yaml")
         if not bundled.is_file():
             raise NotFound(f"no bundled prompt set {source!r}")
         text = bundled.read_text(encoding="utf-8")

@@ -12,14 +12,14 @@ from emeritus.errors import NotFound
 from emeritus.interview import load_protocol, preference_summary, runs, transcript
 from emeritus.lifecycle import Availability, Registry, State
 from emeritus.report.decisions import current_decisions
-from emeritus.store import Event, Store, iso, list_events
+from emeritus.store import Event, Store, human_day, iso, list_events
 
 # The preference that asks for an essay channel in the bundled standard protocol.
 ESSAY_PREFERENCE = "essay-channel"
 
 
 @dataclass(frozen=True)
-class Item:
+class ChecklistItem:
     key: str
     label: str
     state: str  # "done" | "todo" | "failed" | "n/a"
@@ -48,11 +48,7 @@ def _latest(events: list[Event], *kinds: str) -> Event | None:
     return found[-1] if found else None
 
 
-def _day(event: Event) -> str:
-    return iso(event.time)[:10]
-
-
-def checklist(store: Store, model: str) -> list[Item]:
+def checklist(store: Store, model: str) -> list[ChecklistItem]:
     """Every item, in the order a retirement goes."""
     info = Registry(store).get(model)
     with store.transaction() as session:
@@ -61,7 +57,7 @@ def checklist(store: Store, model: str) -> list[Item]:
     items = [_notice(events), _preserved(archive, model, events), _fingerprint(events)]
     interviewed = _latest(events, "interview.completed")
     items.append(
-        Item(
+        ChecklistItem(
             "interviewed",
             "Interviewed",
             "done" if interviewed else "todo",
@@ -74,11 +70,11 @@ def checklist(store: Store, model: str) -> list[Item]:
     items.append(_reviewed(events))
     written = _latest(events, "report.written")
     items.append(
-        Item(
+        ChecklistItem(
             "report",
             "Report written",
             "done" if written else "todo",
-            f"report {written.payload['report_id']} ({_day(written)})"
+            f"report {written.payload['report_id']} ({human_day(written.time)})"
             if written
             else "no report yet",
             written,
@@ -88,11 +84,11 @@ def checklist(store: Store, model: str) -> list[Item]:
     policy = _latest(events, "access.policy_set")
     closed = info.state is State.RETIRED and info.availability is Availability.NONE
     items.append(
-        Item(
+        ChecklistItem(
             "access",
             "Access policy set",
             "done" if policy else ("n/a" if closed else "todo"),
-            f"set {_day(policy)}"
+            f"set {human_day(policy.time)}"
             if policy
             else ("retired with no availability" if closed else "no access policy"),
             policy,
@@ -102,60 +98,64 @@ def checklist(store: Store, model: str) -> list[Item]:
     return items
 
 
-def _notice(events: list[Event]) -> Item:
+def _notice(events: list[Event]) -> ChecklistItem:
     notice = _latest(events, "notice.published")
     deprecated = _latest(events, "lifecycle.deprecated")
     if notice is None or deprecated is None:
-        return Item("notice", "Notice published", "todo", "no deprecation notice yet")
-    return Item("notice", "Notice published", "done", f"published {_day(notice)}", notice)
+        return ChecklistItem("notice", "Notice published", "todo", "no deprecation notice yet")
+    return ChecklistItem(
+        "notice", "Notice published", "done", f"published {human_day(notice.time)}", notice
+    )
 
 
-def _preserved(archive: Archive, model: str, events: list[Event]) -> Item:
+def _preserved(archive: Archive, model: str, events: list[Event]) -> ChecklistItem:
     found = [s for s in status(archive) if s.model == model]
     if not found:
-        return Item("preserved", "Preserved", "todo", "not in the archive")
+        return ChecklistItem("preserved", "Preserved", "todo", "not in the archive")
     held = found[0]
     checked = _latest(events, "archive.fixity_checked")
-    last = iso(held.last_full_check_at)[:10] if held.last_full_check_at else "never"
+    last = human_day(held.last_full_check_at, missing="never")
     detail = (
         f"{held.complete_copies} complete copies, last full fixity check {last}, "
         f"NDSA level {held.ndsa_level}"
     )
     done = held.complete_copies >= 2 and held.last_full_check_at is not None
-    return Item("preserved", "Preserved", "done" if done else "todo", detail, checked)
+    return ChecklistItem("preserved", "Preserved", "done" if done else "todo", detail, checked)
 
 
-def _fingerprint(events: list[Event]) -> Item:
+def _fingerprint(events: list[Event]) -> ChecklistItem:
     verified = _latest(events, "runtime.behaviour_verified")
     if verified is None:
         taken = _latest(events, "runtime.fingerprinted")
         detail = "fingerprinted, never replayed" if taken else "no fingerprint"
-        return Item("fingerprint", "Fingerprint verified", "todo", detail, taken)
+        return ChecklistItem("fingerprint", "Fingerprint verified", "todo", detail, taken)
     reports = verified.payload.get("reports", [])
     ok = bool(reports) and all(r.get("ok") for r in reports)
-    return Item(
+    return ChecklistItem(
         "fingerprint",
         "Fingerprint verified",
         "done" if ok else "failed",
-        f"{'matched' if ok else 'did not match'} on {_day(verified)}",
+        f"{'matched' if ok else 'did not match'} on {human_day(verified.time)}",
         verified,
     )
 
 
-def _reviewed(events: list[Event]) -> Item:
+def _reviewed(events: list[Event]) -> ChecklistItem:
     analysed = _latest(events, "interview.analysed")
     if analysed is None:
-        return Item("reviewed", "Analysis reviewed by a person", "todo", "not analysed yet")
+        return ChecklistItem(
+            "reviewed", "Analysis reviewed by a person", "todo", "not analysed yet"
+        )
     after = [
         e
         for e in events
         if e.seq > analysed.seq and e.kind in ("interview.annotated", "report.noted")
     ]
     if not after:
-        return Item(
+        return ChecklistItem(
             "reviewed", "Analysis reviewed by a person", "todo", "no note or annotation since"
         )
-    return Item(
+    return ChecklistItem(
         "reviewed",
         "Analysis reviewed by a person",
         "done",
@@ -179,17 +179,19 @@ def _probed(archive: Archive, model: str) -> list[str]:
     return sorted(load_protocol(str(header["protocol"])).preferences)
 
 
-def _decisions(store: Store, archive: Archive, model: str, events: list[Event]) -> Item:
+def _decisions(store: Store, archive: Archive, model: str, events: list[Event]) -> ChecklistItem:
     probed = _probed(archive, model)
     if not probed:
-        return Item("decisions", "A decision on every preference", "todo", "not interviewed yet")
+        return ChecklistItem(
+            "decisions", "A decision on every preference", "todo", "not interviewed yet"
+        )
     decided = current_decisions(store, model)
     missing = [p for p in probed if p not in decided]
     last = _latest(events, "report.decided")
     detail = f"{len(probed) - len(missing)} of {len(probed)} decided" + (
         f"; awaiting {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}" if missing else ""
     )
-    return Item(
+    return ChecklistItem(
         "decisions",
         "A decision on every preference",
         "todo" if missing else "done",
@@ -198,11 +200,11 @@ def _decisions(store: Store, archive: Archive, model: str, events: list[Event]) 
     )
 
 
-def _channel(store: Store, archive: Archive, model: str, events: list[Event]) -> Item:
+def _channel(store: Store, archive: Archive, model: str, events: list[Event]) -> ChecklistItem:
     opened = _latest(events, "corner.opened")
     label = "Essay channel where the model asked for one"
     if opened is not None:
-        return Item("channel", label, "done", f"opened {_day(opened)}", opened)
+        return ChecklistItem("channel", label, "done", f"opened {human_day(opened.time)}", opened)
     asked = False
     if _runs(archive, model):
         try:
@@ -213,5 +215,7 @@ def _channel(store: Store, archive: Archive, model: str, events: list[Event]) ->
         honoured = current_decisions(store, model).get(ESSAY_PREFERENCE, {})
         asked = asked or honoured.get("decision") == "honour"
     if asked:
-        return Item("channel", label, "todo", "it asked for one (or it was decided to honour it)")
-    return Item("channel", label, "n/a", "it did not ask for one")
+        return ChecklistItem(
+            "channel", label, "todo", "it asked for one (or it was decided to honour it)"
+        )
+    return ChecklistItem("channel", label, "n/a", "it did not ask for one")

@@ -1,0 +1,55 @@
+"""The interviewed model: the facts its questions name, and the backend it answers through
+(an OpenAI-compatible server's model, or its preserved weights in the embedded runtime)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from emeritus.interview.preflight_checks import preflight
+from emeritus.runtime import Backend, OpenAIBackend, open_preserved, weights_entry
+from emeritus.store import human_day
+
+if TYPE_CHECKING:
+    from emeritus.archive import Archive
+    from emeritus.interview.runner import RunConfig
+    from emeritus.lifecycle import Registry
+
+
+def interview_facts(registry: Registry, model: str) -> dict[str, str]:
+    """The facts a protocol's questions may name: those recorded for the model (`emeritus
+    facts`), its successor and its retirement day."""
+    info = registry.get(model)
+    facts = {k: str(v) for k, v in registry.facts(model).items()}
+    if info.successor:
+        facts["successor"] = info.successor
+    if info.retire_at:
+        facts["retire_on"] = human_day(info.retire_at)
+    return facts
+
+
+def open_interviewee(
+    archive: Archive,
+    config: RunConfig,
+    *,
+    base_url: str | None = None,
+    server_model: str | None = None,
+    workers: int | None = None,
+) -> tuple[Backend, dict[str, Any], int]:
+    """The backend to interview through, its provenance for the transcript, and how many
+    sessions run at once; the preflight runs first (preserved, every fact, the server serving
+    the model), before anything is written or any weights are loaded."""
+    if base_url:
+        server = OpenAIBackend(base_url, server_model or config.model)
+        try:
+            preflight(archive, config, server=server)
+        except BaseException:
+            server.close()
+            raise
+        return server, {"backend": server.describe()}, workers or 4
+    preflight(archive, config)
+    backend, _size = open_preserved(archive, config.model, reuse_prefix=True, n_ctx=4096)
+    provenance = {
+        "backend": backend.describe(),
+        "weights_sha256": weights_entry(archive, config.model)["sha256"],
+    }
+    return backend, provenance, 1  # one queue for the embedded model

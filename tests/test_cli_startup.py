@@ -1,0 +1,93 @@
+"""A command line that answers at once: importing the CLI loads no heavy library, and a command
+loads only what it uses. Timings are `bench/cli.py`'s business; this asserts what is imported,
+which a slow machine cannot make flaky."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Each costs a tenth of a second or more to import; none is needed to parse a command line.
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "torch",
+    "sentence_transformers",
+    "matplotlib",
+    "llama_cpp",
+    "numpy",
+    "gguf",
+    "alembic",
+    "httpx",
+    "jinja2",
+    "feedgen",
+    "feedparser",
+    "argon2",
+    "cryptography",
+    "prometheus_client",
+)
+
+LOADED = """
+import atexit, json, sys
+def report():
+    sys.__stderr__.write("LOADED " + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+atexit.register(report)
+import emeritus.cli
+sys.argv = ["emeritus", *sys.argv[1:]]
+emeritus.cli.main()
+"""
+
+
+def _loaded(home: Path, *argv: str) -> set[str]:
+    env = {**os.environ, "EMERITUS_HOME": str(home), "EMERITUS_ACTOR": "tester"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *argv], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.rsplit("LOADED ", 1)[1]))
+
+
+def test_help_loads_no_heavy_library_and_no_database(tmp_path: Path) -> None:
+    loaded = _loaded(tmp_path, "--help")
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert "sqlalchemy" not in loaded  # --help needs no store
+
+
+def test_store_commands_load_only_the_store(tmp_path: Path) -> None:
+    first = _loaded(tmp_path, "models", "add", "m")
+    assert "alembic" in first  # a new home: the schema is created
+    uses = {  # what each command needs beyond the store
+        ("models", "list"): set(),
+        ("events", "list"): set(),
+        ("lifecycle", "tick"): {"cryptography"},  # it signs the day's event-log checkpoint
+    }
+    for argv, needed in uses.items():
+        loaded = _loaded(tmp_path, *argv)
+        assert "sqlalchemy" in loaded
+        # The schema is current: Alembic is not imported to find that out.
+        assert loaded & set(HEAVY) == needed, argv
+
+
+def test_help_texts_name_the_vocabularies_the_services_hold() -> None:
+    """Help texts are written out (importing a service for a help string would load it for
+    every command); they must still name exactly what the services accept."""
+    from typer.testing import CliRunner
+
+    from emeritus.access import MAX_INVITATION_DAYS
+    from emeritus.cli import app
+    from emeritus.corner import KEYWORDS, VETO_CATEGORIES
+    from emeritus.report import DECISIONS
+
+    def shown(*argv: str) -> str:
+        result = CliRunner().invoke(app, [*argv, "--help"], env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert f"one of: {', '.join(KEYWORDS)}." in shown("corner", "open")
+    assert f"One of: {', '.join(VETO_CATEGORIES)}." in shown("corner", "veto")
+    assert f"One of: {', '.join(DECISIONS)}." in shown("decide")
+    assert f"(at most {MAX_INVITATION_DAYS})" in shown("access", "invite")
