@@ -91,3 +91,35 @@ def test_help_texts_name_the_vocabularies_the_services_hold() -> None:
     assert f"One of: {', '.join(VETO_CATEGORIES)}." in shown("corner", "veto")
     assert f"One of: {', '.join(DECISIONS)}." in shown("decide")
     assert f"(at most {MAX_INVITATION_DAYS})" in shown("access", "invite")
+
+
+def test_a_command_line_builds_only_the_command_it_names() -> None:
+    """`main()` hands Typer the one command or group the line names (building all of them costs a
+    tenth of a second); everything else, and every command's help, is the whole app's."""
+    import typer
+    from typer.testing import CliRunner
+
+    from emeritus.cli import ROOT_VALUE_OPTIONS, app, command_name, only
+
+    root = typer.main.get_command(app)
+    valued = {opt for p in root.params if not getattr(p, "is_flag", False) for opt in p.opts}
+    assert valued == set(ROOT_VALUE_OPTIONS)
+    assert command_name(["models", "list"]) == "models"
+    assert command_name(["--home", "/srv/e", "--actor", "ops", "lifecycle", "tick"]) == "lifecycle"
+    assert command_name(["--home=/srv/e", "run", "m"]) == "run"
+    for whole in ([], ["--help"], ["--version"], ["--home", "/srv/e"], ["--nonsense", "models"]):
+        assert only(whole) is None, whole
+    assert only(["no-such-command"]) is None
+    names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert len(names) > 20 and None not in names
+    runner = CliRunner()
+    for name in names:
+        narrow = only([name])
+        assert narrow is not None
+        assert len(narrow.registered_commands) + len(narrow.registered_groups) == 1
+        whole, alone = (runner.invoke(a, [name, "--help"]) for a in (app, narrow))
+        assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output), name
+    # Narrowing never changes the app itself.
+    assert [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups] == (
+        names
+    )

@@ -1,7 +1,5 @@
 """Database tables of access control. Spec: docs/design/access.md."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text

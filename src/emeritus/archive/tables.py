@@ -1,7 +1,5 @@
 """Database tables of the archive: copies, objects, their versions, and each copy's state."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -37,7 +35,7 @@ class ObjectRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    versions: Mapped[list[VersionRecord]] = relationship(
+    versions: Mapped[list["VersionRecord"]] = relationship(
         order_by="VersionRecord.number", lazy="selectin"
     )
 

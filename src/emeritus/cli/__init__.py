@@ -1,5 +1,11 @@
 """The `emeritus` command: one module per command group, wired together here."""
 
+import copy
+import sys
+from collections.abc import Sequence
+
+import typer
+
 from emeritus.cli.access import access_app
 from emeritus.cli.app import app
 from emeritus.cli.archive import (
@@ -61,8 +67,42 @@ app.add_typer(events_app, name="events")
 app.command("demo")(demo)
 
 
+# The root callback's options that take a value (`emeritus --home DIR models list`).
+ROOT_VALUE_OPTIONS = ("--home", "--actor")
+
+
 def main() -> None:
-    app()
+    (only(sys.argv[1:]) or app)()
 
 
-__all__ = ["app", "main"]
+def only(argv: Sequence[str]) -> typer.Typer | None:
+    """The root app narrowed to the one command or group that `argv` names, or None to run the
+    whole app (top-level --help, --version, an unknown name). Typer builds the parameters of every
+    command it holds before it parses a line; a cron tick or a script then pays for all 70."""
+    name = command_name(argv)
+    if name is None:
+        return None
+    commands = [c for c in app.registered_commands if c.name == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return None  # the whole app answers with its own "no such command"
+    narrow = copy.copy(app)
+    narrow.registered_commands = commands
+    narrow.registered_groups = groups
+    return narrow
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The first argument that is neither a root option nor its value."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ROOT_VALUE_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+        elif not arg.startswith(tuple(f"{o}=" for o in ROOT_VALUE_OPTIONS)):
+            return None  # --help, --version, or something the root must refuse
+    return None
+
+
+__all__ = ["ROOT_VALUE_OPTIONS", "app", "command_name", "main", "only"]

@@ -1,7 +1,5 @@
 """Database tables of the essay channel: channels and the drafts their models wrote."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint

@@ -1,7 +1,5 @@
 """Database tables of the interview package: human annotations of analysis records."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text

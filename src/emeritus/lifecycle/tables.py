@@ -1,7 +1,5 @@
 """Database tables of the registry: models and their notices."""
 
-from __future__ import annotations
-
 from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text
@@ -39,7 +37,7 @@ class ModelRecord(Base):
     availability: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    successor: Mapped[ModelRecord | None] = relationship(
+    successor: Mapped["ModelRecord | None"] = relationship(
         remote_side=[id], lazy="joined", join_depth=1
     )
 

@@ -1,7 +1,5 @@
 """Database tables of the report package: the team's notes and its decisions on preferences."""
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text

@@ -1,7 +1,5 @@
 """The append-only, hash-chained event log. Format and invariants: docs/design/event-log.md."""
 
-from __future__ import annotations
-
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,7 +64,7 @@ class Event:
         }
 
     @classmethod
-    def from_row(cls, row: EventRow) -> Event:
+    def from_row(cls, row: EventRow) -> "Event":
         return cls(
             row.seq,
             row.time,
