@@ -22,6 +22,7 @@ from emeritus.cli.checklist import checklist_command
 from emeritus.cli.compare import compare
 from emeritus.cli.corner import corner_app
 from emeritus.cli.demo import demo
+from emeritus.cli.deployment import deploy_command
 from emeritus.cli.events import events_app
 from emeritus.cli.interview import analyze, annotate, interview
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
@@ -49,6 +50,7 @@ app.command("export-bag")(export_bag_command)
 app.command("replicate")(replicate_command)
 app.command("run")(run)
 app.command("fingerprint")(fingerprint)
+app.command("deploy")(deploy_command)
 models_app.command("add-bundled")(add_bundled)
 app.add_typer(protocols_app, name="protocols")
 app.command("interview")(interview)

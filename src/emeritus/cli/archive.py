@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from emeritus.cli.app import open_store
+from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, byte_progress, console, emit_json, plural, when
 from emeritus.cli.runtime import (
     check_behaviour,
@@ -124,17 +125,25 @@ def verify_command(
     ] = False,
     behaviour: Annotated[
         bool,
-        typer.Option("--behaviour", help="Run the model from the archive; replay its canaries."),
+        typer.Option(
+            "--behaviour", help="Run the model where it is deployed; replay its canaries."
+        ),
     ] = False,
+    backend_name: BackendOption = None,
+    url: UrlOption = None,
+    server_model: ServerModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a preserved model on every copy: structure, or with --full every digest; with
     --behaviour, replay its fingerprints token by token."""
     from emeritus.archive import Archive, verify
 
+    override = override_of(backend_name, url, server_model)
+    if override is not None and not behaviour:
+        raise InvalidInput("--backend and --url choose where --behaviour runs the model")
     if behaviour:
         with open_store(ctx) as store:
-            reports = check_behaviour(store, model)
+            reports = check_behaviour(store, model, override)
         print_behaviour(reports, as_json)
         return
     with (

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from emeritus.cli.app import open_store
+from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, console, count_progress, emit_json
 from emeritus.errors import EmeritusError, InvalidInput, NotFound
 
@@ -36,19 +37,6 @@ ContextCharsOption = Annotated[
         "fit it to the model's context window."
     ),
 ]
-BaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Interview through an OpenAI-compatible server instead of the embedded runtime.",
-        show_default=False,
-    ),
-]
-ServerModelOption = Annotated[
-    str | None,
-    typer.Option(
-        help="The model's name on that server (default: the model's name).", show_default=False
-    ),
-]
 WorkersOption = Annotated[
     int | None,
     typer.Option(help="Sessions at once (default: 1 embedded, 4 on a server).", show_default=False),
@@ -68,7 +56,8 @@ def interview(
     resamples: ResamplesOption = 0,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 96,
     context_chars: ContextCharsOption = 6000,
-    base_url: BaseUrlOption = None,
+    backend_name: BackendOption = None,
+    url: UrlOption = None,
     server_model: ServerModelOption = None,
     workers: WorkersOption = None,
     as_json: JsonOption = False,
@@ -89,6 +78,7 @@ def interview(
 
     chosen = load_protocol(protocol)
     levels = parse_framings(framings)
+    override = override_of(backend_name, url, server_model)
     with open_store(ctx) as store:
         archive = Archive(store)
         facts = interview_facts(Registry(store), model)
@@ -106,7 +96,7 @@ def interview(
             resamples=resamples,
         )
         backend, provenance, count = open_interviewee(
-            archive, config, base_url=base_url, server_model=server_model, workers=workers
+            archive, config, override=override, workers=workers
         )
         try:
             with count_progress(f"interviewing {model}", enabled=not as_json) as progress:
@@ -451,6 +441,6 @@ def default_judge(archive: Archive, registry: Registry, model: str) -> str:
             continue
         return name
     raise NotFound(
-        f"no preserved model with GGUF weights can judge {model}: preserve one, pass "
+        f"no preserved model with weights can judge {model}: preserve one, pass "
         "--judge-url, or use --no-judge"
     )

@@ -12,10 +12,11 @@ from rich.table import Table
 
 from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, day, emit_json, when
-from emeritus.errors import InvalidInput, NotFound
+from emeritus.errors import EmeritusError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from emeritus.report import ChecklistItem
+    from emeritus.runtime import Deployment
     from emeritus.store import Store
 
 models_app = typer.Typer(help="Register models and show their lifecycle.", no_args_is_help=True)
@@ -110,11 +111,13 @@ def show(
         with store.transaction() as session:
             events = list_events(session, subject=f"model:{name}")
         artifacts = _artifacts(store, name)
+        deployment = _deployment(store, name)
         items = checklist(store, name)
     if as_json:
         emit_json(
             {
                 **info.to_dict(),
+                "deployment": deployment.to_dict() if deployment else None,
                 "artifacts": artifacts,
                 "checklist": [item.to_dict() for item in items],
                 "notices": [n.to_dict() for n in notices],
@@ -143,6 +146,7 @@ def show(
                 or (f"{info.availability_after} (planned)" if info.availability_after else "-")
             ),
         ),
+        ("runs on", deployment.describe() if deployment else "- (nothing preserved to run)"),
     ]:
         facts.add_row(label, value)
     console.print(facts)
@@ -174,6 +178,18 @@ def print_checklist(items: list[ChecklistItem]) -> None:
         event = f"#{item.event.seq} {item.event.kind}" if item.event else ""
         table.add_row(MARKS[item.state], item.label, item.detail, event)
     console.print(table)
+
+
+def _deployment(store: Store, name: str) -> Deployment | None:
+    """Where the model runs: its recorded deployment, else its weights' default; None when
+    neither is known (nothing preserved, nothing recorded)."""
+    from emeritus.archive import Archive
+    from emeritus.runtime import deployment_of
+
+    try:
+        return deployment_of(Archive(store), name)
+    except EmeritusError:
+        return None
 
 
 def _artifacts(store: Store, name: str) -> dict[str, Any] | None:

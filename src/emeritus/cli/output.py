@@ -35,9 +35,9 @@ def _console(**options: Any) -> Console:
     return Console(width=PIPED_WIDTH, **options)
 
 
-console = _console(highlight=False)
+console = _console(highlight=False, emoji=False)  # "urn:emeritus:model:m" is no emoji
 # Progress goes to stderr, so `--json` output on stdout stays clean.
-progress_console = Console(stderr=True, highlight=False)
+progress_console = Console(stderr=True, highlight=False, emoji=False)
 
 # The one `--json` option every command that prints takes.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

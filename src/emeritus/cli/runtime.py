@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from emeritus.cli.app import open_store
+from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, byte_progress, console, emit_json
 from emeritus.errors import EmeritusError, IntegrityError, NotFound
 
 if TYPE_CHECKING:
     from emeritus.archive import Archive
-    from emeritus.runtime import BehaviourReport
+    from emeritus.runtime import BehaviourReport, Deployment
     from emeritus.store import Store
 
 
@@ -29,8 +30,11 @@ def run(
     max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 256,
     temperature: Annotated[float, typer.Option(help="0 is greedy and reproducible.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    backend_name: BackendOption = None,
+    url: UrlOption = None,
+    server_model: ServerModelOption = None,
 ) -> None:
-    """Chat once with a preserved model, streaming its answer to the terminal."""
+    """Chat once with a preserved model where it is deployed, streaming its answer."""
     from emeritus.archive import Archive
     from emeritus.runtime import ChatRequest, Message, Params, open_preserved
 
@@ -38,8 +42,9 @@ def run(
     request = ChatRequest(
         tuple(messages), Params(max_tokens=max_tokens, temperature=temperature, seed=seed)
     )
+    override = override_of(backend_name, url, server_model)
     with open_store(ctx) as store:
-        backend, _size = open_preserved(Archive(store), model)
+        backend, _size = open_preserved(Archive(store), model, override)
     try:
         for chunk in backend.stream_chat(request):
             typer.echo(chunk.text, nl=False)
@@ -58,14 +63,19 @@ def run(
 def fingerprint(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="A preserved model.")],
+    backend_name: BackendOption = None,
+    url: UrlOption = None,
+    server_model: ServerModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer the canary prompts greedily and store them as a new archive version."""
+    """Answer the canary prompts greedily where the model is deployed and store them as a new
+    archive version."""
     from emeritus.archive import Archive
 
+    override = override_of(backend_name, url, server_model)
     with open_store(ctx) as store:
         archive = Archive(store)
-        name = take_fingerprint(archive, model)
+        name = take_fingerprint(archive, model, override)
         version = archive.object(model).head
     if as_json:
         emit_json({"model": model, "fingerprint": name, "version": version})
@@ -73,12 +83,14 @@ def fingerprint(
         console.print(f"fingerprinted {model}: {name} stored as v{version}")
 
 
-def check_behaviour(store: Store, model: str) -> list[BehaviourReport]:
+def check_behaviour(
+    store: Store, model: str, override: Deployment | None = None
+) -> list[BehaviourReport]:
     from emeritus.archive import Archive
     from emeritus.runtime import open_preserved, verify_behaviour
 
     archive = Archive(store)
-    backend, _size = open_preserved(archive, model)
+    backend, _size = open_preserved(archive, model, override)
     try:
         return verify_behaviour(archive, model, backend)
     finally:
@@ -166,10 +178,10 @@ def add_bundled(
         emit_json(done)
 
 
-def take_fingerprint(archive: Archive, model: str) -> str:
+def take_fingerprint(archive: Archive, model: str, override: Deployment | None = None) -> str:
     from emeritus.runtime import fingerprint_model, open_preserved
 
-    backend, _size = open_preserved(archive, model)
+    backend, _size = open_preserved(archive, model, override)
     try:
         return fingerprint_model(archive, model, backend)[0]
     finally:

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emeritus.interview.preflight_checks import preflight
-from emeritus.runtime import Backend, OpenAIBackend, open_preserved, weights_entry
+from emeritus.interview.preflight_checks import check_server, preflight
+from emeritus.runtime import (
+    Backend,
+    Deployment,
+    OpenAIBackend,
+    backend_class,
+    deployment_of,
+    open_preserved,
+    weights_entry,
+)
 from emeritus.store import human_day
 
 if TYPE_CHECKING:
@@ -31,25 +39,29 @@ def open_interviewee(
     archive: Archive,
     config: RunConfig,
     *,
-    base_url: str | None = None,
-    server_model: str | None = None,
+    override: Deployment | None = None,
     workers: int | None = None,
 ) -> tuple[Backend, dict[str, Any], int]:
-    """The backend to interview through, its provenance for the transcript, and how many
-    sessions run at once; the preflight runs first (preserved, every fact, the server serving
-    the model), before anything is written or any weights are loaded."""
-    if base_url:
-        server = OpenAIBackend(base_url, server_model or config.model)
+    """The backend to interview through (the model's deployment, or `override` for this run),
+    its provenance for the transcript, and how many sessions run at once; the preflight runs
+    first (preserved, every fact, a server serving the model), before anything is written or
+    any weights are loaded."""
+    preflight(archive, config)
+    deployment = deployment_of(archive, config.model, override)
+    if not backend_class(deployment.backend).in_process:
+        server, _size = open_preserved(archive, config.model, deployment)
         try:
-            preflight(archive, config, server=server)
+            if isinstance(server, OpenAIBackend):
+                check_server(server)
         except BaseException:
             server.close()
             raise
         return server, {"backend": server.describe()}, workers or 4
-    preflight(archive, config)
-    backend, _size = open_preserved(archive, config.model, reuse_prefix=True, n_ctx=4096)
+    backend, _size = open_preserved(
+        archive, config.model, deployment, reuse_prefix=True, n_ctx=4096
+    )
     provenance = {
         "backend": backend.describe(),
         "weights_sha256": weights_entry(archive, config.model)["sha256"],
     }
-    return backend, provenance, 1  # one queue for the embedded model
+    return backend, provenance, 1  # one queue for a model in this process

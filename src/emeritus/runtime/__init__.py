@@ -1,5 +1,6 @@
-"""Inference: backends (embedded llama.cpp, OpenAI-compatible servers, a scripted mock), prompt
-formats, the model pool and behavioural fingerprints. Spec: docs/design/runtime.md."""
+"""Inference: backends (embedded llama.cpp, OpenAI-compatible servers, a scripted mock) opened by
+name through each model's deployment, prompt formats, the model pool and behavioural
+fingerprints. Spec: docs/design/runtime.md."""
 
 from emeritus.runtime.backend import (
     Backend,
@@ -11,11 +12,19 @@ from emeritus.runtime.backend import (
     Message,
     Params,
     TokenUsage,
+    backend_class,
     backend_classes,
     open_backend,
 )
 from emeritus.runtime.bundled import BUNDLED, BundledModel
 from emeritus.runtime.canaries import CANARIES, CANARY_SET
+from emeritus.runtime.deployment import (
+    DEFAULT_BACKENDS,
+    Deployment,
+    deploy,
+    parse_options,
+    recorded_deployment,
+)
 from emeritus.runtime.embeddings import (
     Embedder,
     SemanticSummary,
@@ -28,17 +37,22 @@ from emeritus.runtime.mock import MockBackend
 from emeritus.runtime.openai import OpenAIBackend
 from emeritus.runtime.pool import ModelPool
 from emeritus.runtime.preserved import (
+    PreservedModel,
+    deployment_of,
     fingerprint_model,
     open_preserved,
     verify_behaviour,
+    weights_entries,
     weights_entry,
 )
 from emeritus.runtime.prompts import Prompt, render
+from emeritus.runtime.tables import DeploymentRecord
 
 __all__ = [
     "BUNDLED",
     "CANARIES",
     "CANARY_SET",
+    "DEFAULT_BACKENDS",
     "Backend",
     "BackendError",
     "BehaviourReport",
@@ -46,6 +60,8 @@ __all__ = [
     "ChatRequest",
     "Chunk",
     "Completion",
+    "Deployment",
+    "DeploymentRecord",
     "Embedder",
     "LlamaCppBackend",
     "LoadError",
@@ -54,16 +70,23 @@ __all__ = [
     "ModelPool",
     "OpenAIBackend",
     "Params",
+    "PreservedModel",
     "Prompt",
     "SemanticSummary",
     "TokenUsage",
+    "backend_class",
     "backend_classes",
+    "deploy",
+    "deployment_of",
     "fingerprint_model",
     "open_backend",
     "open_preserved",
     "pair_distances",
+    "parse_options",
+    "recorded_deployment",
     "render",
     "semantic_consistency",
     "verify_behaviour",
+    "weights_entries",
     "weights_entry",
 ]

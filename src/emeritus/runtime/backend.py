@@ -6,9 +6,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from emeritus.errors import EmeritusError, InvalidInput
+
+if TYPE_CHECKING:
+    from emeritus.runtime.deployment import Deployment
+    from emeritus.runtime.preserved import PreservedModel
 
 Role = Literal["system", "user", "assistant"]
 
@@ -106,6 +110,22 @@ class Backend(ABC):
     """One loaded model behind one engine."""
 
     name: str
+    # Whether the model's weights live in this process (their bytes count against the pool's
+    # memory budget) or behind a server (they count nothing here).
+    in_process: bool = True
+
+    @classmethod  # noqa: B027 - optional: most backends accept any deployment
+    def check_deployment(cls, deployment: Deployment) -> None:
+        """Refuse, with InvalidInput, a deployment this backend could never open (a server
+        backend without a URL); called by `emeritus deploy` before anything is recorded."""
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> Backend:
+        """Open a preserved model as its deployment says: the way every stage opens one. A
+        backend that cannot run preserved models keeps this refusal."""
+        raise BackendError(f"the {cls.name} backend cannot run preserved models")
 
     @abstractmethod
     def chat(self, request: ChatRequest) -> Completion: ...
@@ -134,9 +154,16 @@ def backend_classes() -> dict[str, Any]:
     return {entry.name: entry for entry in entry_points(group="emeritus.backends")}
 
 
-def open_backend(name: str, **options: Any) -> Backend:
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as NAME, loaded from its entry point."""
     found = backend_classes()
     if name not in found:
         raise InvalidInput(f"unknown backend {name!r}: known are {', '.join(sorted(found))}")
-    backend: Backend = found[name].load()(**options)
-    return backend
+    loaded = found[name].load()
+    if not (isinstance(loaded, type) and issubclass(loaded, Backend)):
+        raise InvalidInput(f"backend {name!r} ({found[name].value}) is not an emeritus Backend")
+    return loaded
+
+
+def open_backend(name: str, **options: Any) -> Backend:
+    return backend_class(name)(**options)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emeritus.runtime.backend import (
     Backend,
@@ -33,6 +33,10 @@ from emeritus.runtime.backend import (
 )
 from emeritus.runtime.prompts import Prompt, render
 from emeritus.store import canonical_json
+
+if TYPE_CHECKING:
+    from emeritus.runtime.deployment import Deployment
+    from emeritus.runtime.preserved import PreservedModel
 
 DEFAULT_CTX = 2048
 _SPACE = " \t\n\v\f\r"  # C's isspace: the whitespace a token's lstrip/rstrip attribute eats
@@ -149,6 +153,21 @@ def _partition(text: str, specials: tuple[_Special, ...]) -> list[str | _Special
 
 class LlamaCppBackend(Backend):
     name = "llamacpp"
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> LlamaCppBackend:
+        """The GGUF memory-mapped from the archive's content file; the chat template from a
+        preserved tokenizer_config.json where the GGUF carries none."""
+        ggufs = preserved.weights_of("gguf")
+        if not ggufs:
+            raise LoadError(
+                f"llamacpp: {preserved.name} has no GGUF weights (deploy it elsewhere: "
+                f"emeritus deploy {preserved.name} --backend NAME)"
+            )
+        path = preserved.content_file(ggufs[0]["path"])
+        return cls(path, chat_template=preserved.chat_template(), **options)
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -30,9 +30,22 @@ from emeritus.runtime.backend import (
     TokenUsage,
 )
 
+if TYPE_CHECKING:
+    from emeritus.runtime.deployment import Deployment
+    from emeritus.runtime.preserved import PreservedModel
+
 
 class MockBackend(Backend):
     name = "mock"
+    in_process = False  # it holds no weights
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> MockBackend:
+        """Scripted replies (the `script` option, a YAML file) in place of the preserved
+        weights: for testing the layers above the runtime on a registered model."""
+        return cls(options.get("script"))
 
     def __init__(self, script: str | Path | dict[str, Any] | None = None, **_: Any) -> None:
         if script is None:

@@ -13,16 +13,19 @@ its turn (docs/design/runtime.md, "Special tokens and the prefix cache").
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from emeritus.errors import InvalidInput
 from emeritus.runtime.backend import (
     Backend,
     BackendError,
     ChatRequest,
     Chunk,
     Completion,
+    LoadError,
     Message,
     Params,
     TokenUsage,
@@ -31,6 +34,9 @@ from emeritus.runtime.prompts import TRANSCRIPT, neutralize, render_transcript
 
 if TYPE_CHECKING:
     import httpx
+
+    from emeritus.runtime.deployment import Deployment
+    from emeritus.runtime.preserved import PreservedModel
 
 T = TypeVar("T")
 TOKENIZE_TIMEOUT = 10.0  # counting a prompt must not hold a request up for long
@@ -42,6 +48,31 @@ class _Retryable(Exception):
 
 class OpenAIBackend(Backend):
     name = "openai"
+    in_process = False
+
+    @classmethod
+    def check_deployment(cls, deployment: Deployment) -> None:
+        if not deployment.url:
+            raise InvalidInput("the openai backend needs --url, the server's /v1 address")
+        if not deployment.url.startswith(("http://", "https://")):
+            raise InvalidInput(f"--url must be an http(s) address, not {deployment.url!r}")
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> OpenAIBackend:
+        """The server the deployment names, serving the model under its server name (the
+        model's own by default); the preserved tokenizer's control tokens are kept out of
+        message contents. A key is read from the environment variable `api_key_env` names."""
+        cls.check_deployment(deployment)
+        assert deployment.url is not None
+        variable = options.pop("api_key_env", None)
+        if variable is not None and "api_key" not in options:
+            if not os.environ.get(str(variable)):
+                raise LoadError(f"openai: the API key variable {variable} is not set")
+            options["api_key"] = os.environ[str(variable)]
+        options.setdefault("special_tokens", preserved.special_tokens())
+        return cls(deployment.url, deployment.server_model or preserved.name, **options)
 
     def __init__(
         self,

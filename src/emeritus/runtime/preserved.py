@@ -1,38 +1,121 @@
-"""Running preserved models: open one from the archive's own content file, fingerprint it, and
-replay its fingerprints."""
+"""Running preserved models: open one, as its deployment says, over the archive's own files;
+fingerprint it, and replay its fingerprints."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from emeritus.archive import Archive
-from emeritus.errors import EmeritusError, NotFound
+from emeritus.errors import EmeritusError, InvalidInput, NotFound
 from emeritus.runtime import fingerprint
-from emeritus.runtime.backend import Backend
-from emeritus.runtime.llamacpp import LlamaCppBackend, special_tokens_of
+from emeritus.runtime.backend import Backend, LoadError, backend_class
+from emeritus.runtime.deployment import DEFAULT_BACKENDS, Deployment, recorded_deployment
+from emeritus.runtime.llamacpp import special_tokens_of
 from emeritus.store import utc_now
+
+WEIGHT_FORMATS = ("gguf", "safetensors")
+
+
+def weights_entries(archive: Archive, model: str) -> list[dict[str, Any]]:
+    """The weights files recorded in the model's object.json (GGUF first, then safetensors
+    shards in path order); NotFound when nothing is preserved."""
+    try:
+        described = json.loads(archive.read_logical(model, "emeritus/object.json"))
+    except NotFound:
+        raise NotFound(f"{model} is not preserved (run emeritus preserve {model} DIR)") from None
+    found = [f for f in described["files"] if f.get("format") in WEIGHT_FORMATS]
+    found.sort(key=lambda f: (WEIGHT_FORMATS.index(f["format"]), f["path"]))
+    return found
 
 
 def weights_entry(archive: Archive, model: str) -> dict[str, Any]:
-    """The GGUF weights file recorded in the model's object.json."""
-    described = json.loads(archive.read_logical(model, "emeritus/object.json"))
-    ggufs = [f for f in described["files"] if f.get("format") == "gguf"]
-    if not ggufs:
+    """The model's first weights file: the GGUF where there is one, else the first safetensors
+    shard."""
+    entries = weights_entries(archive, model)
+    if not entries:
+        raise EmeritusError(f"{model} has no preserved weights (GGUF or safetensors) to run")
+    return entries[0]
+
+
+@dataclass(frozen=True)
+class PreservedModel:
+    """A preserved model as a backend reads it: its files in place in the archive (the primary
+    copy's content files, never copied)."""
+
+    archive: Archive
+    name: str
+
+    @cached_property
+    def weights(self) -> list[dict[str, Any]]:
+        return weights_entries(self.archive, self.name)
+
+    def weights_of(self, fmt: str) -> list[dict[str, Any]]:
+        return [w for w in self.weights if w["format"] == fmt]
+
+    def content_file(self, logical: str) -> Path:
+        return self.archive.content_file(self.name, logical)
+
+    def files(self) -> list[str]:
+        return self.archive.logical_files(self.name)
+
+    def chat_template(self) -> str | None:
+        return config_chat_template(self.archive, self.name)
+
+    def special_tokens(self) -> tuple[str, ...]:
+        return special_tokens(self.archive, self.name)
+
+    def weights_bytes(self) -> int:
+        return sum(int(w.get("size", 0)) for w in self.weights)
+
+
+def deployment_of(archive: Archive, model: str, override: Deployment | None = None) -> Deployment:
+    """The deployment in force: the override, else the recorded one, else the default for the
+    format of the preserved weights."""
+    if override is not None:
+        return override
+    recorded = recorded_deployment(archive.store, model)
+    if recorded is not None:
+        return recorded
+    entries = weights_entries(archive, model)
+    if not entries:
         raise EmeritusError(
-            f"{model} has no GGUF weights to run (safetensors models need an "
-            "OpenAI-compatible server: use the openai backend)"
+            f"{model} has no preserved weights to choose a backend by: "
+            f"record one with emeritus deploy {model} --backend NAME"
         )
-    entry: dict[str, Any] = ggufs[0]
-    return entry
+    return Deployment(DEFAULT_BACKENDS[entries[0]["format"]], source="default")
 
 
-def open_preserved(archive: Archive, model: str, **options: Any) -> tuple[Backend, int]:
-    """The embedded backend over the archive's content file (memory-mapped, no copy), and the
-    bytes it occupies (for the pool's budget)."""
-    path = archive.content_file(model, weights_entry(archive, model)["path"])
-    template = config_chat_template(archive, model)
-    return LlamaCppBackend(path, chat_template=template, **options), path.stat().st_size
+def open_preserved(
+    archive: Archive, model: str, override: Deployment | None = None, **options: Any
+) -> tuple[Backend, int]:
+    """The one opener every stage uses: the backend the model's deployment names, from the
+    entry-point registry, over the archive's files; and the bytes it occupies in this process
+    (for the pool's budget). The stage's own options win over the deployment's."""
+    deployment = deployment_of(archive, model, override)
+    cls = _installed(model, deployment)
+    preserved = PreservedModel(archive, model)
+    backend = cls.from_preserved(preserved, deployment, **{**deployment.options, **options})
+    return backend, preserved.weights_bytes() if cls.in_process else 0
+
+
+def _installed(model: str, deployment: Deployment) -> type[Backend]:
+    """The deployment's backend class; a deployment whose backend is not installed here (a
+    plugin removed, no transformers yet) is a backend that cannot load, said in one line."""
+    try:
+        return backend_class(deployment.backend)
+    except InvalidInput as exc:
+        if deployment.source == "override":
+            raise
+        how = "by default" if deployment.source == "default" else "as deployed"
+        raise LoadError(
+            f"{model} runs {how} on the {deployment.backend} backend, which is not installed "
+            f"here ({str(exc).split(': ', 1)[-1]}); record another: emeritus deploy {model} "
+            "--backend NAME"
+        ) from None
 
 
 def config_chat_template(archive: Archive, model: str) -> str | None:
