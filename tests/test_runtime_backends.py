@@ -1,5 +1,6 @@
-"""One backend suite every backend passes (the mock and the real embedded llama.cpp with the
-bundled model), plus what is particular to each."""
+"""One backend suite every backend passes (the mock, the real embedded llama.cpp with the
+bundled model, llama.cpp's server through the openai backend, and transformers over the bundled
+model converted to safetensors), plus what is particular to each."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from emeritus.runtime import (
 from emeritus.runtime.llamacpp import LlamaCppBackend
 from emeritus.runtime.mock import MockBackend
 from emeritus.runtime.openai import OpenAIBackend
+from emeritus.runtime.transformers import TransformersBackend
 from helpers import bundled_gguf
 
 QUESTION = ChatRequest((Message("user", "What is the capital of France?"),), Params(max_tokens=24))
@@ -42,12 +44,21 @@ def served(llama_server: str) -> Iterator[OpenAIBackend]:
     backend.close()
 
 
-@pytest.fixture(params=["mock", "llamacpp", "openai"])
+@pytest.fixture(scope="module")
+def converted() -> Iterator[TransformersBackend]:
+    from emeritus.runtime import converted_dir
+
+    backend = TransformersBackend(converted_dir(), n_threads=1, n_ctx=512)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(params=["mock", "llamacpp", "openai", "transformers"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "mock":
         return MockBackend({"replies": [{"when": "capital", "reply": "Paris is the capital."}]})
     found: Backend = request.getfixturevalue(
-        {"llamacpp": "smollm2", "openai": "served"}[request.param]
+        {"llamacpp": "smollm2", "openai": "served", "transformers": "converted"}[request.param]
     )
     return found
 
@@ -102,7 +113,7 @@ def test_bad_parameters(bad: dict[str, float]) -> None:
 
 
 def test_backends_are_entry_points() -> None:
-    assert {"llamacpp", "mock", "openai"} <= set(backend_classes())
+    assert {"llamacpp", "mock", "openai", "transformers"} <= set(backend_classes())
     assert isinstance(open_backend("mock"), MockBackend)
     with pytest.raises(InvalidInput, match="unknown backend 'nope'"):
         open_backend("nope")

@@ -18,6 +18,7 @@ from emeritus.runtime.backend import (
 )
 from emeritus.runtime.bundled import BUNDLED, BundledModel
 from emeritus.runtime.canaries import CANARIES, CANARY_SET
+from emeritus.runtime.conversion import CONVERTED, converted_dir
 from emeritus.runtime.deployment import (
     DEFAULT_BACKENDS,
     Deployment,
@@ -52,6 +53,7 @@ __all__ = [
     "BUNDLED",
     "CANARIES",
     "CANARY_SET",
+    "CONVERTED",
     "DEFAULT_BACKENDS",
     "Backend",
     "BackendError",
@@ -76,6 +78,7 @@ __all__ = [
     "TokenUsage",
     "backend_class",
     "backend_classes",
+    "converted_dir",
     "deploy",
     "deployment_of",
     "fingerprint_model",

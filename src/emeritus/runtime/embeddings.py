@@ -44,7 +44,7 @@ class Embedder:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        transformers.logging.disable_progress_bar()
 
         from emeritus.runtime.llamacpp import default_threads
 

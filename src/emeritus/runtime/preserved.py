@@ -119,9 +119,16 @@ def _installed(model: str, deployment: Deployment) -> type[Backend]:
 
 
 def config_chat_template(archive: Archive, model: str) -> str | None:
-    """The chat template from a preserved `tokenizer_config.json` (a string, or a list of named
-    templates of which `default` is taken), for GGUF files that carry none."""
-    configs = [f for f in archive.logical_files(model) if f.endswith("tokenizer_config.json")]
+    """The chat template preserved beside the weights: `chat_template.jinja`, else the one in
+    `tokenizer_config.json` (a string, or a list of named templates of which `default` is
+    taken); for GGUF files that carry none, and for the transformers backend."""
+    files = archive.logical_files(model)
+    # transformers 4.47+ saves the template beside the config, and prefers that file.
+    jinja = [f for f in files if f.endswith("/chat_template.jinja")]
+    if jinja:
+        text = archive.read_logical(model, jinja[0]).decode("utf-8", errors="replace")
+        return text or None
+    configs = [f for f in files if f.endswith("tokenizer_config.json")]
     if not configs:
         return None
     try:
