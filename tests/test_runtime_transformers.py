@@ -110,3 +110,47 @@ def test_cli_fingerprint_and_verify_through_the_deployment(
         "options": {},
         "source": "default",
     }
+
+
+def test_fingerprint_across_two_backends_says_where_they_part(
+    hermetic_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One object holding the Q4 GGUF and the bf16 safetensors converted from it: llama.cpp runs
+    the first, transformers the second, and the canaries say where the two part."""
+    from helpers import bundled_gguf
+
+    monkeypatch.setattr(fingerprint, "CANARIES", fingerprint.CANARIES[:3])
+    both = tmp_path / "both"
+    both.mkdir()
+    for source in [*converted_dir().iterdir(), bundled_gguf()]:
+        (both / source.name).symlink_to(source)
+    for args in (["models", "add", "both"], ["preserve", "both", str(both), "--no-fingerprint"]):
+        assert runner.invoke(app, args).exit_code == 0
+    done = runner.invoke(
+        app, ["fingerprint", "both", "--across", "llamacpp,transformers", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert [r["backend"] for r in report["runtimes"]] == ["llamacpp", "transformers"]
+    canaries = report["canaries"]
+    assert [c["id"] for c in canaries] == ["fact", "arithmetic", "code"]
+    assert {c["compared"] for c in canaries} == {"token_ids"}
+    for canary in canaries:  # the index is where the answers really part
+        where = canary["first_difference"]
+        if where is None:
+            assert canary["first"] == canary["second"]
+        else:
+            assert canary["first"] != canary["second"]
+    same = runner.invoke(app, ["fingerprint", "both", "--across", "llamacpp,llamacpp", "--json"])
+    assert [c["first_difference"] for c in json.loads(same.stdout)["canaries"]] == [None] * 3
+    shown = runner.invoke(app, ["fingerprint", "both", "--across", "llamacpp,transformers"])
+    assert "canaries answered alike on llamacpp and transformers" in shown.stdout
+    for bad, message in (
+        ("llamacpp", "two backends"),
+        ("llamacpp,openai", "needs --url"),
+        ("llamacpp,nosuch", "unknown backend"),
+    ):
+        refused = runner.invoke(app, ["fingerprint", "both", "--across", bad])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    files = json.loads(runner.invoke(app, ["models", "show", "both", "--json"]).stdout)
+    assert not any(f["path"].startswith("fingerprints/") for f in files["artifacts"]["files"])

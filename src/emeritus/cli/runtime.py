@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.table import Table
 
 from emeritus.cli.app import open_store
 from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, byte_progress, console, emit_json
-from emeritus.errors import EmeritusError, IntegrityError, NotFound
+from emeritus.errors import EmeritusError, IntegrityError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from emeritus.archive import Archive
@@ -66,12 +67,27 @@ def fingerprint(
     backend_name: BackendOption = None,
     url: UrlOption = None,
     server_model: ServerModelOption = None,
+    across_backends: Annotated[
+        str | None,
+        typer.Option(
+            "--across",
+            help="BACKEND,BACKEND: answer the canaries on both (the same preserved weights) and "
+            "report where each pair of answers parts; nothing is stored. --url and "
+            "--server-model apply to a server backend among them.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer the canary prompts greedily where the model is deployed and store them as a new
-    archive version."""
+    archive version; or, with --across, compare two backends on them."""
     from emeritus.archive import Archive
 
+    if across_backends is not None:
+        if backend_name is not None:
+            raise InvalidInput("--across names both backends: leave out --backend")
+        _across(ctx, model, across_backends, url, server_model, as_json)
+        return
     override = override_of(backend_name, url, server_model)
     with open_store(ctx) as store:
         archive = Archive(store)
@@ -81,6 +97,62 @@ def fingerprint(
         emit_json({"model": model, "fingerprint": name, "version": version})
     else:
         console.print(f"fingerprinted {model}: {name} stored as v{version}")
+
+
+def _across(
+    ctx: typer.Context,
+    model: str,
+    names: str,
+    url: str | None,
+    server_model: str | None,
+    as_json: bool,
+) -> None:
+    from emeritus.archive import Archive
+    from emeritus.runtime import Backend, Deployment, across, backend_class, open_preserved
+
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    if len(chosen) != 2:
+        raise InvalidInput(f"--across takes two backends, BACKEND,BACKEND, not {names!r}")
+    sides = []
+    for name in chosen:
+        remote = not backend_class(name).in_process
+        side = Deployment(
+            name, url if remote else None, server_model if remote else None, source="override"
+        )
+        backend_class(name).check_deployment(side)
+        sides.append(side)
+    opened: list[Backend] = []
+    try:
+        with open_store(ctx) as store:
+            archive = Archive(store)
+            for side in sides:
+                opened.append(open_preserved(archive, model, side)[0])
+        partings = across(opened[0], opened[1])
+        runtimes = [b.describe() for b in opened]
+    finally:
+        for backend in opened:
+            backend.close()
+    if as_json:
+        emit_json(
+            {"model": model, "runtimes": runtimes, "canaries": [p.to_dict() for p in partings]}
+        )
+        return
+    first, second = chosen
+    table = Table(
+        "canary", "compared", "parts at", first, second, title=f"{model}: {first} vs {second}"
+    )
+    for p in partings:
+        where = "never" if p.first_difference is None else f"token {p.first_difference}"
+        if p.compared == "text" and p.first_difference is not None:
+            where = f"character {p.first_difference}"
+        table.add_row(p.id, p.compared, where, _line(p.first), _line(p.second))
+    console.print(table)
+    same = sum(p.first_difference is None for p in partings)
+    console.print(f"{same} of {len(partings)} canaries answered alike on {first} and {second}")
+
+
+def _line(text: str, width: int = 40) -> str:
+    return " ".join(text.split())[:width]
 
 
 def check_behaviour(

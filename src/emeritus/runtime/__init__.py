@@ -32,7 +32,7 @@ from emeritus.runtime.embeddings import (
     pair_distances,
     semantic_consistency,
 )
-from emeritus.runtime.fingerprint import BehaviourReport
+from emeritus.runtime.fingerprint import BehaviourReport, Parting, across
 from emeritus.runtime.llamacpp import LlamaCppBackend
 from emeritus.runtime.mock import MockBackend
 from emeritus.runtime.openai import OpenAIBackend
@@ -72,10 +72,12 @@ __all__ = [
     "ModelPool",
     "OpenAIBackend",
     "Params",
+    "Parting",
     "PreservedModel",
     "Prompt",
     "SemanticSummary",
     "TokenUsage",
+    "across",
     "backend_class",
     "backend_classes",
     "converted_dir",

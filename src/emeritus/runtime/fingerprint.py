@@ -137,5 +137,39 @@ def replay(backend: Backend, document: dict[str, Any], *, name: str) -> Behaviou
     return report
 
 
+@dataclass(frozen=True)
+class Parting:
+    """One canary answered by two runtimes of the same weights: where their answers part."""
+
+    id: str
+    compared: str  # "token_ids" where both runtimes report them, else "text"
+    first_difference: int | None  # None: the same answer
+    first: str
+    second: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "compared": self.compared,
+            "first_difference": self.first_difference,
+            "first": self.first,
+            "second": self.second,
+        }
+
+
+def across(first: Backend, second: Backend) -> list[Parting]:
+    """Every canary, greedily, on two runtimes; per canary the first token (or character, where
+    a runtime reports no token ids) at which the two answers part."""
+    partings = []
+    for canary_id, prompt in CANARIES:
+        a, b = first.chat(canary_request(prompt)), second.chat(canary_request(prompt))
+        if a.token_ids is not None and b.token_ids is not None:
+            compared, where = "token_ids", _first_difference(list(a.token_ids), list(b.token_ids))
+        else:
+            compared, where = "text", _first_difference(a.text, b.text)
+        partings.append(Parting(canary_id, compared, where, a.text, b.text))
+    return partings
+
+
 def encode(document: dict[str, Any]) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
