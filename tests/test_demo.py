@@ -94,3 +94,41 @@ def test_demo_refuses_a_used_home(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--home", str(tmp_path)])
     assert result.exit_code == 4
     assert result.stderr.startswith("error: demo home") and "not empty" in result.stderr
+
+
+def test_demo_refuses_an_unknown_format(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--home", str(tmp_path / "d"), "--format", "onnx"])
+    assert result.exit_code == 2 and "--format is gguf or safetensors" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.timeout(900)  # the safetensors model on transformers, one thread, beside another test
+def test_the_safetensors_demo_preserves_runs_and_restores_on_transformers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `demo --format safetensors` does differently: the converted model is preserved,
+    run from the archive on transformers, fingerprinted, restored and replayed there. (The later
+    stages open it by its deployment like any model: tests/test_retirement_elsewhere.py.)"""
+    from rich.console import Console
+
+    from emeritus.cli.demo import Demo, stage_lifecycle, stage_preserve, stage_runtime
+    from emeritus.runtime import deployment_of, fingerprint
+    from emeritus.store import utc_now
+
+    monkeypatch.setattr(fingerprint, "CANARIES", fingerprint.CANARIES[:3])
+    settings = Settings.from_env({}, home=tmp_path / "demo")
+    console = Console(record=True, width=200)
+    with Store.open(settings) as store:
+        demo = Demo(store, console, utc_now(), "safetensors")
+        for stage in (stage_lifecycle, stage_preserve, stage_runtime):
+            stage(demo)
+        archive = Archive(store)
+        assert deployment_of(archive, OLD).backend == "transformers"
+        assert any(f.endswith("model.safetensors") for f in archive.logical_files(OLD))
+        assert not any(f.endswith(".gguf") for f in archive.logical_files(OLD))
+    out = " ".join(console.export_text().split())
+    assert "converted from the bundled GGUF to safetensors" in out
+    assert "272 tensors" in out and "272 BF16" in out and "architecture llama" in out
+    assert "chat template present" in out
+    assert f"loaded {OLD} on transformers (default)" in out
+    assert "3/3 canaries match token for token" in out

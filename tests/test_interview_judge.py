@@ -390,12 +390,13 @@ def test_resamples_answer_the_same_prompt_again(store: Store, tmp_path: Path) ->
 
 
 @pytest.mark.timeout(900)  # the real model judges on one thread
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the model's part: once
 def test_the_bundled_model_judges_through_its_grammar(store: Store, tmp_path: Path) -> None:
     interviewed = _interview(store, tmp_path, sessions=1)
     backend = LlamaCppBackend(bundled_gguf(), n_threads=1)
     try:
         judge = Judge(backend, "smollm2", {"backend": backend.describe()})
-        findings = analyse_run(interviewed, "m", PROTOCOL, judge=judge)
+        findings = analyse_run(interviewed, "m", PROTOCOL, judge=judge, sample=16, kappa_sample=6)
     finally:
         backend.close()
     # The grammar makes every answer parse; whatever the small model claims, a record stands

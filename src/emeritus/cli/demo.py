@@ -305,7 +305,7 @@ def _interview_old(demo: Demo, archive: Archive) -> Protocol:
             }
         )
     )
-    config = RunConfig(OLD, protocol, 3, framings, seed=1, max_tokens=24, facts=facts)
+    config = RunConfig(OLD, protocol, 2, framings, seed=1, max_tokens=24, facts=facts)
     backend, _size = open_preserved(archive, OLD, reuse_prefix=True, n_ctx=4096)
     try:
         result = run_interview(archive, config, backend, provenance={"backend": backend.describe()})
@@ -367,7 +367,7 @@ def _analyse_old(demo: Demo, archive: Archive, protocol: Protocol) -> None:
             f"{r.shown_label}"
         )
     demo.say(
-        "three sessions are too few to call much stable: a real interview runs the whole "
+        "two sessions are too few to call much stable: a real interview runs the whole "
         "grid (emeritus interview, emeritus analyze)"
     )
     copied = copied_files(archive)
