@@ -57,7 +57,19 @@ def test_safetensors_default_to_transformers_and_nothing_preserved_has_no_defaul
     registry.add("empty")
     with pytest.raises(NotFound, match="empty is not preserved"):
         deployment_of(archive, "empty")
-    # The default backend is not installed yet: refused in one line naming the way out.
+    # These generated weights are no model transformers knows: a load error, in one line.
+    with pytest.raises(LoadError, match="transformers: cannot load"):
+        open_preserved(archive, "m")
+
+
+def test_a_backend_that_is_not_installed_is_named_with_the_way_out(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emeritus.runtime.backend as backend_module
+
+    installed = backend_module.backend_classes()
+    without = {k: v for k, v in installed.items() if k != "transformers"}
+    monkeypatch.setattr(backend_module, "backend_classes", lambda: without)
     with pytest.raises(LoadError, match=r"runs by default on the transformers backend.*deploy m"):
         open_preserved(archive, "m")
 

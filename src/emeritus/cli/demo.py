@@ -262,8 +262,7 @@ def stage_runtime(demo: Demo) -> None:
 
 def _open_restored(preserved: Backend, files: list[Path]) -> Backend:
     """The restored copy, opened by the same engine that ran the preserved one."""
-    from emeritus.runtime import LlamaCppBackend
-    from emeritus.runtime.transformers import TransformersBackend
+    from emeritus.runtime import LlamaCppBackend, TransformersBackend
 
     weights = next(f for f in files if f.suffix in FORMATS)
     if isinstance(preserved, TransformersBackend):

@@ -48,6 +48,7 @@ from emeritus.runtime.preserved import (
 )
 from emeritus.runtime.prompts import Prompt, render
 from emeritus.runtime.tables import DeploymentRecord
+from emeritus.runtime.transformers import TransformersBackend
 
 __all__ = [
     "BUNDLED",
@@ -77,6 +78,7 @@ __all__ = [
     "Prompt",
     "SemanticSummary",
     "TokenUsage",
+    "TransformersBackend",
     "across",
     "backend_class",
     "backend_classes",
