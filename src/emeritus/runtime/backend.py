@@ -149,6 +149,31 @@ class Backend(ABC):
         """Release the model (memory, connections)."""
 
 
+def collect(chunks: Iterator[Chunk]) -> Completion:
+    """A streamed answer as one completion (for a backend whose `chat` is its stream read
+    whole); the last chunk carries usage, finish reason, format and token ids."""
+    text, last = [], Chunk("")
+    for chunk in chunks:
+        text.append(chunk.text)
+        last = chunk
+    assert last.usage is not None and last.finish_reason and last.prompt_format
+    joined = "".join(text)
+    if last.prompt_format == "transcript":  # "Model: answer" leaves a leading space
+        joined = joined.strip()
+    return Completion(joined, last.usage, last.finish_reason, last.prompt_format, last.token_ids)
+
+
+def stops_and_penalty(
+    prompt_stop: tuple[str, ...], prompt_penalty: float | None, params: Params
+) -> tuple[tuple[str, ...], float]:
+    """The stop strings of a prompt's format and of the request, and the repeat penalty: the
+    request's, else the one the format asks for (a transcript's)."""
+    penalty = params.repeat_penalty
+    if prompt_penalty is not None and penalty == 1.0:
+        penalty = prompt_penalty
+    return tuple(dict.fromkeys((*prompt_stop, *params.stop))), penalty
+
+
 def backend_classes() -> dict[str, Any]:
     """Backends registered under the `emeritus.backends` entry points, by name."""
     return {entry.name: entry for entry in entry_points(group="emeritus.backends")}

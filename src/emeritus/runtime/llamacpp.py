@@ -30,6 +30,8 @@ from emeritus.runtime.backend import (
     Message,
     Params,
     TokenUsage,
+    collect,
+    stops_and_penalty,
 )
 from emeritus.runtime.prompts import Prompt, render
 from emeritus.store import canonical_json
@@ -368,43 +370,25 @@ class LlamaCppBackend(Backend):
                 raise BackendError(f"llamacpp: cannot use this JSON schema: {exc}") from None
         return self._grammars[key]
 
-    def _collect(self, chunks: Iterator[Chunk]) -> Completion:
-        text, last = [], Chunk("")
-        for chunk in chunks:
-            text.append(chunk.text)
-            last = chunk
-        assert last.usage is not None and last.finish_reason and last.prompt_format
-        joined = "".join(text)
-        if last.prompt_format == "transcript":  # "Model: answer" leaves a leading space
-            joined = joined.strip()
-        return Completion(
-            joined, last.usage, last.finish_reason, last.prompt_format, last.token_ids
-        )
-
     # -- the interface ------------------------------------------------------------------------
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
         prompt = self.prompt(request.messages)
-        penalty = request.params.repeat_penalty
-        if prompt.repeat_penalty is not None and penalty == 1.0:
-            penalty = prompt.repeat_penalty
-        stop = tuple(dict.fromkeys((*prompt.stop, *request.params.stop)))
+        stop, penalty = stops_and_penalty(prompt.stop, prompt.repeat_penalty, request.params)
         tokens = self.tokenize_prompt(prompt)
         return self._generate(
             tokens, prompt.format, request.params, stop, penalty, request.cache_scope
         )
 
     def chat(self, request: ChatRequest) -> Completion:
-        return self._collect(self.stream_chat(request))
+        return collect(self.stream_chat(request))
 
     def count_prompt_tokens(self, request: ChatRequest) -> int | None:
         return len(self.tokenize_prompt(self.prompt(request.messages)))
 
     def complete(self, prompt: str, params: Params) -> Completion:
         tokens = self._text_tokens(prompt)
-        return self._collect(
-            self._generate(tokens, "raw", params, params.stop, params.repeat_penalty)
-        )
+        return collect(self._generate(tokens, "raw", params, params.stop, params.repeat_penalty))
 
     def describe(self) -> dict[str, Any]:
         return {

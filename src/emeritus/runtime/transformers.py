@@ -23,6 +23,8 @@ from emeritus.runtime.backend import (
     Message,
     Params,
     TokenUsage,
+    collect,
+    stops_and_penalty,
 )
 from emeritus.runtime.llamacpp import default_threads
 from emeritus.runtime.prompts import Prompt, neutralize, render
@@ -199,42 +201,24 @@ class TransformersBackend(Backend):
                 yield Chunk(decoded[len(emitted) :])
             yield Chunk("", TokenUsage(len(tokens), len(produced)), finish, fmt, tuple(produced))
 
-    def _collect(self, chunks: Iterator[Chunk]) -> Completion:
-        text, last = [], Chunk("")
-        for chunk in chunks:
-            text.append(chunk.text)
-            last = chunk
-        assert last.usage is not None and last.finish_reason and last.prompt_format
-        joined = "".join(text)
-        if last.prompt_format == "transcript":  # "Model: answer" leaves a leading space
-            joined = joined.strip()
-        return Completion(
-            joined, last.usage, last.finish_reason, last.prompt_format, last.token_ids
-        )
-
     # -- the interface ------------------------------------------------------------------------
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
         prompt = self.prompt(request.messages)
-        penalty = request.params.repeat_penalty
-        if prompt.repeat_penalty is not None and penalty == 1.0:
-            penalty = prompt.repeat_penalty
-        stop = tuple(dict.fromkeys((*prompt.stop, *request.params.stop)))
+        stop, penalty = stops_and_penalty(prompt.stop, prompt.repeat_penalty, request.params)
         return self._generate(
             self.tokenize_prompt(prompt), prompt.format, request.params, stop, penalty
         )
 
     def chat(self, request: ChatRequest) -> Completion:
-        return self._collect(self.stream_chat(request))
+        return collect(self.stream_chat(request))
 
     def count_prompt_tokens(self, request: ChatRequest) -> int | None:
         return len(self.tokenize_prompt(self.prompt(request.messages)))
 
     def complete(self, prompt: str, params: Params) -> Completion:
         tokens: list[int] = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-        return self._collect(
-            self._generate(tokens, "raw", params, params.stop, params.repeat_penalty)
-        )
+        return collect(self._generate(tokens, "raw", params, params.stop, params.repeat_penalty))
 
     def describe(self) -> dict[str, Any]:
         return {
