@@ -188,3 +188,13 @@ def test_the_cli_deploys_shows_and_overrides(
     assert replay.output.count(": match") == 12
     refused = runner.invoke(app, ["verify", "m", "--url", "http://127.0.0.1:9/v1"])
     assert refused.exit_code == 2 and "--behaviour" in refused.output
+    # The essay channel drafts where the model runs, or where one command says.
+    opened = runner.invoke(app, ["corner", "open", "m", "--title", "t", "--disclaimer", "d"])
+    assert opened.exit_code == 0, opened.output
+    drafted = runner.invoke(app, ["corner", "draft", "m", "--json"])
+    assert drafted.exit_code == 0, drafted.output
+    # (Both replies are too short to be an essay: what counts is who was asked.)
+    assert "From the deployment." in drafted.stdout and "I am a mock" not in drafted.stdout
+    other = runner.invoke(app, ["corner", "draft", "m", "--backend", "mock", "--json"])
+    assert other.exit_code == 0, other.output
+    assert "I am a mock model." in other.stdout and "From the deployment" not in other.stdout

@@ -18,10 +18,12 @@ import typer
 from rich.table import Table
 
 from emeritus.cli.app import open_store
+from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, console, emit_json, progress_console, when
 
 if TYPE_CHECKING:
     from emeritus.corner import Channel, Draft, Opener
+    from emeritus.runtime import Deployment
     from emeritus.store import Store
 
 corner_app = typer.Typer(
@@ -33,14 +35,15 @@ ModelArgument = Annotated[str, typer.Argument(help="A registered model.")]
 DraftArgument = Annotated[int, typer.Argument(help="A draft's number (see `corner queue`).")]
 
 
-def _opener(store: Store) -> Opener:
+def _opener(store: Store, override: Deployment | None = None) -> Opener:
+    """Each model where it is deployed (or, for one command, where `override` says)."""
     from emeritus.archive import Archive
     from emeritus.runtime import Backend, open_preserved
 
     archive = Archive(store)
 
     def opener(model: str) -> Backend:
-        backend, _size = open_preserved(archive, model, n_ctx=2048)
+        backend, _size = open_preserved(archive, model, override, n_ctx=2048)
         return backend
 
     return opener
@@ -196,12 +199,20 @@ def list_command(
 
 
 @corner_app.command("draft")
-def draft_command(ctx: typer.Context, model: ModelArgument, as_json: JsonOption = False) -> None:
-    """Have the model write a draft now, outside its cadence."""
+def draft_command(
+    ctx: typer.Context,
+    model: ModelArgument,
+    backend_name: BackendOption = None,
+    url: UrlOption = None,
+    server_model: ServerModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Have the model write a draft now, outside its cadence, where it is deployed."""
     from emeritus.corner import write_draft
 
+    override = override_of(backend_name, url, server_model)
     with open_store(ctx) as store:
-        backend = _opener(store)(model)
+        backend = _opener(store, override)(model)
         try:
             with progress_console.status(f"{model} is writing"):
                 draft = write_draft(store, model, backend)
