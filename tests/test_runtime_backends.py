@@ -185,3 +185,18 @@ def test_our_template_rendering_matches_llama_cpp(smollm2: LlamaCppBackend) -> N
     )
     expected = theirs(messages=[m.to_dict() for m in messages]).prompt  # type: ignore[misc]
     assert smollm2.prompt(messages).text == expected
+
+
+def test_a_text_stream_holds_back_a_stop_string_and_half_a_character() -> None:
+    from emeritus.runtime.backend import TextStream
+
+    text, sent = TextStream(("\nUser:",)), []
+    grown = ("Hel", "Hello caf\ufffd", "Hello café", "Hello café\nUs", "Hello café\nUser: x")
+    for decoded in grown:
+        stopped = text.feed(decoded)
+        if stopped:
+            break
+        sent.append(text.ready())
+    assert stopped and "".join(sent) + text.rest() == "Hello café"
+    # Nothing that may still be a stop string, or half a character, was ever sent.
+    assert all("\n" not in piece and "\ufffd" not in piece for piece in sent)

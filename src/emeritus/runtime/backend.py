@@ -149,6 +149,39 @@ class Backend(ABC):
         """Release the model (memory, connections)."""
 
 
+class TextStream:
+    """An answer's text as a token loop decodes it, let out in pieces: cut at the first stop
+    string, holding back what may be the start of one, or half a UTF-8 character."""
+
+    def __init__(self, stop: tuple[str, ...]) -> None:
+        self.stop = stop
+        self.hold = max((len(s) for s in stop), default=0)
+        self.text = self.sent = ""
+
+    def feed(self, decoded: str) -> bool:
+        """Take the whole text decoded so far; True when a stop string ended it (cut there)."""
+        cut = min((decoded.find(s) for s in self.stop if s in decoded), default=-1)
+        self.text = decoded[:cut] if cut >= 0 else decoded
+        return cut >= 0
+
+    def ready(self) -> str:
+        """The piece that can be sent now ('' while the rest may still change)."""
+        ready = self.text[: len(self.text) - self.hold]
+        if ready.endswith("\ufffd"):  # half a UTF-8 character: wait for the rest
+            return ""
+        return self._advance(ready)
+
+    def rest(self) -> str:
+        """What is left to send once generation has ended."""
+        return self._advance(self.text)
+
+    def _advance(self, upto: str) -> str:
+        if len(upto) > len(self.sent) and upto.startswith(self.sent):
+            piece, self.sent = upto[len(self.sent) :], upto
+            return piece
+        return ""
+
+
 def collect(chunks: Iterator[Chunk]) -> Completion:
     """A streamed answer as one completion (for a backend whose `chat` is its stream read
     whole); the last chunk carries usage, finish reason, format and token ids."""

@@ -29,6 +29,7 @@ from emeritus.runtime.backend import (
     LoadError,
     Message,
     Params,
+    TextStream,
     TokenUsage,
     collect,
     stops_and_penalty,
@@ -320,9 +321,8 @@ class LlamaCppBackend(Backend):
             self.llm.set_seed(params.seed)
             greedy = params.temperature == 0.0
             produced: list[int] = []
-            decoded = emitted = ""
+            text = TextStream(stop)
             finish = "length"
-            hold = max((len(s) for s in stop), default=0)  # a stop string may be arriving
             for token in self.llm.generate(
                 tokens,
                 top_k=1 if greedy else 40,
@@ -337,21 +337,15 @@ class LlamaCppBackend(Backend):
                     finish = "stop"
                     break
                 produced.append(token)
-                decoded = self.llm.detokenize(produced).decode("utf-8", errors="replace")
-                cut = min((decoded.find(s) for s in stop if s in decoded), default=-1)
-                if cut >= 0:
-                    decoded, finish = decoded[:cut], "stop"
+                if text.feed(self.llm.detokenize(produced).decode("utf-8", errors="replace")):
+                    finish = "stop"
                     break
                 if len(produced) >= params.max_tokens:
                     break
-                ready = decoded[: len(decoded) - hold]
-                if ready.endswith("\ufffd"):  # half a UTF-8 character: wait for the rest
-                    continue
-                if len(ready) > len(emitted) and ready.startswith(emitted):
-                    yield Chunk(ready[len(emitted) :])
-                    emitted = ready
-            if len(decoded) > len(emitted) and decoded.startswith(emitted):
-                yield Chunk(decoded[len(emitted) :])
+                if piece := text.ready():
+                    yield Chunk(piece)
+            if piece := text.rest():
+                yield Chunk(piece)
             yield Chunk("", TokenUsage(len(tokens), len(produced)), finish, fmt, tuple(produced))
 
     def _grammar(self, schema: Mapping[str, Any] | None) -> Any:

@@ -4,6 +4,7 @@ docs/design/runtime.md, "Backends"."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import shutil
@@ -22,6 +23,7 @@ from emeritus.runtime.backend import (
     LoadError,
     Message,
     Params,
+    TextStream,
     TokenUsage,
     collect,
     stops_and_penalty,
@@ -120,8 +122,12 @@ class TransformersBackend(Backend):
         self.eos_ids = frozenset(ends if isinstance(ends, list) else [ends]) - {None}
         self._lock = threading.Lock()
 
-    def special_tokens(self) -> tuple[str, ...]:
+    @functools.cached_property
+    def _specials(self) -> tuple[str, ...]:
         return tuple(str(t) for t in self.tokenizer.all_special_tokens)
+
+    def special_tokens(self) -> tuple[str, ...]:
+        return self._specials
 
     def prompt(self, messages: tuple[Message, ...]) -> Prompt:
         return render(
@@ -169,9 +175,8 @@ class TransformersBackend(Backend):
             step = torch.tensor([tokens], device=self.device)
             past: Any = None
             produced: list[int] = []
-            decoded = emitted = ""
+            text = TextStream(stop)
             finish = "length"
-            hold = max((len(s) for s in stop), default=0)  # a stop string may be arriving
             while len(produced) < params.max_tokens:
                 out = self.model(input_ids=step, use_cache=True, **{self._cache: past})
                 past = getattr(out, self._cache)
@@ -185,20 +190,14 @@ class TransformersBackend(Backend):
                     finish = "stop"
                     break
                 produced.append(token)
-                decoded = str(self.tokenizer.decode(produced, skip_special_tokens=False))
-                cut = min((decoded.find(s) for s in stop if s in decoded), default=-1)
-                if cut >= 0:
-                    decoded, finish = decoded[:cut], "stop"
+                if text.feed(str(self.tokenizer.decode(produced, skip_special_tokens=False))):
+                    finish = "stop"
                     break
                 step = torch.tensor([[token]], device=self.device)
-                ready = decoded[: len(decoded) - hold]
-                if ready.endswith("\ufffd"):  # half a UTF-8 character: wait for the rest
-                    continue
-                if len(ready) > len(emitted) and ready.startswith(emitted):
-                    yield Chunk(ready[len(emitted) :])
-                    emitted = ready
-            if len(decoded) > len(emitted) and decoded.startswith(emitted):
-                yield Chunk(decoded[len(emitted) :])
+                if piece := text.ready():
+                    yield Chunk(piece)
+            if piece := text.rest():
+                yield Chunk(piece)
             yield Chunk("", TokenUsage(len(tokens), len(produced)), finish, fmt, tuple(produced))
 
     # -- the interface ------------------------------------------------------------------------
