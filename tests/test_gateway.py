@@ -6,6 +6,7 @@ usage row per admitted request."""
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -115,6 +116,10 @@ def test_streaming_through_the_official_client(served: Served) -> None:
             usage = chunk.usage
     assert "".join(pieces).strip()
     assert usage is not None and 0 < usage.completion_tokens <= 24 and usage.prompt_tokens > 0
+    # A stream's last event is sent, then the request is settled: its row follows at once.
+    deadline = time.monotonic() + 10
+    while served.usage_rows() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert served.usage_rows() == before + 1
 
 

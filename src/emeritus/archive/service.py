@@ -221,6 +221,26 @@ class Archive:
             )
         return path
 
+    def check_content(self, model: str, logical: str) -> str | None:
+        """None when the primary copy's file of the newest version holds the bytes its inventory
+        records (sha512, read whole); else the problem in one line. A managed engine's files
+        are checked so before it starts (docs/design/engines.md)."""
+        try:
+            path = self.content_file(model, logical)
+        except (IntegrityError, NotFound) as exc:
+            return str(exc)
+        expected = self.reference(model)[1].head_state()[logical]
+        digest = hashlib.sha512()
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+        if digest.hexdigest() != expected:
+            return (
+                f"{logical} fails its fixity check on the primary copy "
+                f"(run emeritus repair {model})"
+            )
+        return None
+
     def tensor_maps(self, model: str, inventory: Inventory) -> dict[str, TensorMap]:
         """content path of each weight file -> its recorded tensors."""
         state = inventory.head_state()

@@ -23,6 +23,7 @@ from emeritus.cli.compare import compare
 from emeritus.cli.corner import corner_app
 from emeritus.cli.demo import demo
 from emeritus.cli.deployment import deploy_command
+from emeritus.cli.engines import engines_app
 from emeritus.cli.events import events_app
 from emeritus.cli.interview import analyze, annotate, interview
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
@@ -63,6 +64,7 @@ app.command("decide")(decide_command)
 app.command("checklist")(checklist_command)
 app.add_typer(access_app, name="access")
 app.command("serve")(serve_command)
+app.add_typer(engines_app, name="engines")
 app.add_typer(corner_app, name="corner")
 app.add_typer(archive_app, name="archive")
 app.add_typer(events_app, name="events")

@@ -24,6 +24,7 @@ from emeritus.runtime import (
     ChatRequest,
     Chunk,
     Completion,
+    EngineUnavailable,
     ModelPool,
     TokenUsage,
 )
@@ -68,12 +69,24 @@ class Outcome:
 Settle = Callable[[Outcome], None]
 
 
-class Busy(Exception):
-    """No slot came free within the queue wait: the request was refused (and settled)."""
+class Unavailable(Exception):
+    """The request was refused with 503 and `Retry-After` (and settled)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoSlot(Unavailable):
+    """No slot came free within the queue wait."""
 
     def __init__(self, model: str, waited: float, retry_after: int) -> None:
-        super().__init__(f"{model} is busy: no slot came free within {waited:g} s")
-        self.retry_after = retry_after
+        super().__init__(f"{model} is busy: no slot came free within {waited:g} s", retry_after)
+
+
+class NotReady(Unavailable):
+    """The model's engine was not ready within its start bound (starting, or backing off after
+    a crash): docs/design/engines.md."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +211,9 @@ class Admission:
             raise InvalidInput(f"a model needs at least 1 slot, not {slots}")
         with self._lock:
             lane = self._lanes.setdefault(model, _Lane(slots))
-            lane.slots = slots
-            self._hand_over(model, lane)
+            if lane.slots != slots:
+                lane.slots = slots
+                self._hand_over(model, lane)
 
     def waiting(self, model: str) -> int:
         with self._lock:
@@ -277,14 +291,38 @@ class Admission:
                 self.metrics.queue_timeouts.labels(model).inc()
             await asyncio.to_thread(settle, Outcome(503))
             wait = self.settings.queue_wait
-            raise Busy(model, wait, max(1, math.ceil(wait)))
+            raise NoSlot(model, wait, max(1, math.ceil(wait)))
+        try:
+            slots = await asyncio.to_thread(self._ready, model)
+        except asyncio.CancelledError:
+            slot.release()
+            threading.Thread(target=settle, args=(Outcome(CLIENT_GONE),), daemon=True).start()
+            raise
+        except EngineUnavailable as exc:
+            slot.release()
+            await asyncio.to_thread(settle, Outcome(503))
+            raise NotReady(str(exc), exc.retry_after) from None
+        if slots is not None:
+            self.set_slots(model, slots)
         return slot
+
+    def _ready(self, model: str) -> int | None:
+        """Open the model and wait until it can answer (a managed engine starts here, up to its
+        start bound); its slots. A failure to open is left to the generation to report."""
+        try:
+            with self.pool.use(model) as backend:
+                backend.wait_ready()
+                return backend.slots
+        except EngineUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - the generation opens it again and says why
+            return None
 
     # -- generations
 
     async def answer(self, model: str, chat: ChatRequest, *, settle: Settle) -> Outcome:
         """A plain answer: wait for a slot, generate on a thread of its own, settle, free the
-        slot. Raises Busy after the queue wait (already settled as 503)."""
+        slot. Raises NoSlot after the queue wait (already settled as 503)."""
         slot = await self._admit(model, settle)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Outcome] = loop.create_future()

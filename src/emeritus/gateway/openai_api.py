@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from emeritus.access import Decision, Ticket
 from emeritus.errors import NotFound
-from emeritus.gateway.admission import Busy, Outcome, Stream
+from emeritus.gateway.admission import NotReady, Outcome, Stream, Unavailable
 from emeritus.gateway.common import (
     Current,
     EncodableJSONResponse,
@@ -69,8 +69,9 @@ async def chat_completions(
             )
         else:
             outcome = await gateway.admission.answer(ticket.model, chat, settle=settle)
-    except Busy as busy:
-        refused = error(503, str(busy), "model_busy")
+    except Unavailable as busy:  # no slot in time, or its engine not ready: already settled
+        code = "engine_unavailable" if isinstance(busy, NotReady) else "model_busy"
+        refused = error(503, str(busy), code)
         refused.headers["Retry-After"] = str(busy.retry_after)
         return refused
     if body.stream:

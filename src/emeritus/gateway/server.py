@@ -30,6 +30,9 @@ KEEP_ALIVE_S = 75
 # Seconds uvicorn waits for open connections at shutdown: a client that never reads again keeps
 # its connection open (holding no slot), and must not keep the server from stopping.
 SHUTDOWN_WAIT = 10
+# Seconds between two sweeps of the pool: an idle model (or engine) stops within this long of
+# its keep-alive running out.
+SWEEP_EVERY = 1.0
 
 
 def preserved_opener(archive: Archive, **options: Any) -> Opener:
@@ -82,6 +85,7 @@ def serve(
     pool = ModelPool(opener, keep_alive=keep_alive, budget_bytes=budget_bytes)
     app = create_app(store, pool, admin_key=admin_key, admission=admission)
     flushing_refusals(app)
+    sweeping = pool.sweeping(SWEEP_EVERY)
     try:
         uvicorn.run(
             app,
@@ -93,6 +97,7 @@ def serve(
             timeout_keep_alive=KEEP_ALIVE_S,
         )
     finally:
+        sweeping.set()
         pool.close()
 
 
@@ -103,6 +108,7 @@ def running(
     admin_key: str,
     opener: Opener,
     admission: AdmissionSettings | None = None,
+    keep_alive: float = 300.0,
 ) -> Iterator[str]:
     """The gateway in a background thread on a free loopback port, for as long as the block
     runs (the demo's stage); yields the API base URL."""
@@ -111,7 +117,7 @@ def running(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    pool = ModelPool(opener)
+    pool = ModelPool(opener, keep_alive=keep_alive)
     app = create_app(store, pool, admin_key=admin_key, admission=admission)
     flushing_refusals(app)
     config = uvicorn.Config(
@@ -131,9 +137,11 @@ def running(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise EmeritusError(f"the gateway did not start on 127.0.0.1:{port}")
         time.sleep(0.05)
+    sweeping = pool.sweeping(SWEEP_EVERY)
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sweeping.set()
         pool.close()

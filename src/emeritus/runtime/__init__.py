@@ -1,6 +1,6 @@
-"""Inference: backends (embedded llama.cpp, OpenAI-compatible servers, a scripted mock) opened by
-name through each model's deployment, prompt formats, the model pool and behavioural
-fingerprints. Spec: docs/design/runtime.md."""
+"""Inference: backends (embedded llama.cpp, transformers, managed engines, OpenAI-compatible
+servers, a scripted mock) opened by name through each model's deployment, prompt formats, the
+model pool and behavioural fingerprints. Specs: docs/design/runtime.md, docs/design/engines.md."""
 
 from emeritus.runtime.backend import (
     Backend,
@@ -32,6 +32,18 @@ from emeritus.runtime.embeddings import (
     pair_distances,
     semantic_consistency,
 )
+from emeritus.runtime.engine_backends import (
+    CommandEngineBackend,
+    EngineBackend,
+    LlamaServerBackend,
+)
+from emeritus.runtime.engines import (
+    Engine,
+    EngineState,
+    EngineUnavailable,
+    engine_states,
+    stop_engine,
+)
 from emeritus.runtime.fingerprint import BehaviourReport, Parting, across
 from emeritus.runtime.llamacpp import LlamaCppBackend
 from emeritus.runtime.mock import MockBackend
@@ -62,11 +74,17 @@ __all__ = [
     "BundledModel",
     "ChatRequest",
     "Chunk",
+    "CommandEngineBackend",
     "Completion",
     "Deployment",
     "DeploymentRecord",
     "Embedder",
+    "Engine",
+    "EngineBackend",
+    "EngineState",
+    "EngineUnavailable",
     "LlamaCppBackend",
+    "LlamaServerBackend",
     "LoadError",
     "Message",
     "MockBackend",
@@ -85,6 +103,7 @@ __all__ = [
     "converted_dir",
     "deploy",
     "deployment_of",
+    "engine_states",
     "fingerprint_model",
     "open_backend",
     "open_preserved",
@@ -93,6 +112,7 @@ __all__ = [
     "recorded_deployment",
     "render",
     "semantic_consistency",
+    "stop_engine",
     "verify_behaviour",
     "weights_entries",
     "weights_entry",

@@ -113,6 +113,11 @@ class Backend(ABC):
     # Whether the model's weights live in this process (their bytes count against the pool's
     # memory budget) or behind a server (they count nothing here).
     in_process: bool = True
+    # Generations it runs at once, where it says (an engine's parallelism): the admission
+    # layer's slots for the model; None: the gateway's setting (1 unless configured).
+    slots: int | None = None
+    # Seconds it stays loaded when idle, where its deployment says (else the pool's default).
+    keep_alive: float | None = None
 
     @classmethod  # noqa: B027 - optional: most backends accept any deployment
     def check_deployment(cls, deployment: Deployment) -> None:
@@ -145,8 +150,22 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """The runtime a fingerprint records: backend, version, build flags, threads."""
 
+    def wait_ready(self, timeout: float | None = None) -> None:  # noqa: B027 - loaded is ready
+        """Return once the backend can answer; a managed engine starts here and raises
+        `EngineUnavailable` when it is not ready within `timeout` seconds (its own start
+        bound when None)."""
+
+    def occupies(self) -> int | None:
+        """The bytes it holds on this machine, where it knows better than its weights' size
+        (a managed engine: weights and KV cache); None: the pool's default rule."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
         """Release the model (memory, connections)."""
+
+    def release(self, reason: str) -> None:
+        """Release it, saying why (`idle`, `budget`, `shutdown`): the pool's way of closing."""
+        self.close()
 
 
 class TextStream:

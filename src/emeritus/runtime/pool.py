@@ -6,12 +6,15 @@ model generates, only while it loads one."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from emeritus.runtime.backend import Backend, LoadError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEEP_ALIVE = 300.0
 
@@ -72,19 +75,26 @@ class ModelPool:
 
     def _load(self, model: str, entry: _Entry) -> None:
         backend, size = self.opener(model)
-        with self._guard:
-            if self.budget is not None:
-                if size > self.budget:
-                    backend.close()
-                    raise LoadError(
-                        f"{model} needs {size:,} bytes, more than the whole memory "
-                        f"budget of {self.budget:,}"
-                    )
-                self._make_room(size, model)
-            entry.backend, entry.size, entry.last_used = backend, size, self.clock()
+        evicted: list[tuple[_Entry, Backend]] = []
+        try:
+            with self._guard:
+                if backend.keep_alive is not None:  # its deployment's own
+                    entry.keep_alive = backend.keep_alive
+                if self.budget is not None:
+                    if size > self.budget:
+                        backend.release("budget")
+                        raise LoadError(
+                            f"{model} needs {size:,} bytes, more than the whole memory "
+                            f"budget of {self.budget:,}"
+                        )
+                    self._make_room(size, model, evicted)
+                entry.backend, entry.size, entry.last_used = backend, size, self.clock()
+        finally:
+            self._release(evicted, "budget")
 
-    def _make_room(self, size: int, loading: str) -> None:
-        """Unload idle models, least recently used first, until `size` fits (guard held)."""
+    def _make_room(self, size: int, loading: str, evicted: list[tuple[_Entry, Backend]]) -> None:
+        """Detach idle models, least recently used first, until `size` fits (guard held); each
+        one's loading lock is taken, so that nobody loads it again before it is released."""
 
         def used() -> int:
             return sum(e.size for e in self._entries.values() if e.backend is not None)
@@ -101,30 +111,61 @@ class ModelPool:
         for _name, entry in idle:
             if used() + size <= self.budget:
                 break
-            self._unload(entry)
+            if entry.loading.acquire(blocking=False):  # else it is being loaded: in use
+                evicted.append((entry, self._detach(entry)))
         if used() + size > self.budget:
             raise LoadError(f"cannot load {loading}: the memory budget is taken by models in use")
 
     def sweep(self) -> list[str]:
         """Unload every idle model whose keep-alive has run out; returns their names."""
         now = self.clock()
-        unloaded = []
+        expired: list[tuple[_Entry, Backend]] = []
+        names = []
         with self._guard:
             for name, entry in self._entries.items():
                 if (
                     entry.backend is not None
                     and entry.busy == 0
                     and now - entry.last_used >= entry.keep_alive
+                    and entry.loading.acquire(blocking=False)
                 ):
-                    self._unload(entry)
-                    unloaded.append(name)
-        return unloaded
+                    expired.append((entry, self._detach(entry)))
+                    names.append(name)
+        self._release(expired, "idle")
+        return names
+
+    def sweeping(self, every: float) -> threading.Event:
+        """Sweep every `every` seconds on a thread of its own until the returned event is set
+        (the gateway's keep-alive)."""
+        done = threading.Event()
+
+        def run() -> None:
+            while not done.wait(every):
+                try:
+                    self.sweep()
+                except Exception:  # a model that fails to close must not end the sweeping
+                    log.exception("the pool's sweep failed")
+
+        threading.Thread(target=run, name="emeritus-pool-sweep", daemon=True).start()
+        return done
 
     @staticmethod
-    def _unload(entry: _Entry) -> None:
+    def _detach(entry: _Entry) -> Backend:
         assert entry.backend is not None
-        entry.backend.close()
-        entry.backend, entry.size = None, 0
+        backend, entry.backend, entry.size = entry.backend, None, 0
+        return backend
+
+    @staticmethod
+    def _release(detached: list[tuple[_Entry, Backend]], reason: str) -> None:
+        """Release detached backends outside the guard (stopping an engine takes seconds),
+        then free their loading locks."""
+        for entry, backend in detached:
+            try:
+                backend.release(reason)
+            except Exception:
+                log.exception("a model failed to close")
+            finally:
+                entry.loading.release()
 
     def loaded(self) -> list[str]:
         with self._guard:
@@ -132,6 +173,13 @@ class ModelPool:
 
     def close(self) -> None:
         with self._guard:
-            for entry in self._entries.values():
-                if entry.backend is not None:
-                    self._unload(entry)
+            entries = list(self._entries.values())
+        for entry in entries:  # a load under way finishes first (its lock, then the guard)
+            if not entry.loading.acquire(timeout=30):
+                continue
+            with self._guard:
+                backend = self._detach(entry) if entry.backend is not None else None
+            if backend is None:
+                entry.loading.release()
+            else:
+                self._release([(entry, backend)], "shutdown")

@@ -18,6 +18,7 @@ from emeritus.runtime.llamacpp import special_tokens_of
 from emeritus.store import utc_now
 
 WEIGHT_FORMATS = ("gguf", "safetensors")
+WEIGHTS_FOLDER = "weights/"  # where a preserved model's own files lie, by logical path
 
 
 def weights_entries(archive: Archive, model: str) -> list[dict[str, Any]]:
@@ -71,6 +72,17 @@ class PreservedModel:
     def weights_bytes(self) -> int:
         return sum(int(w.get("size", 0)) for w in self.weights)
 
+    def link_into(self, folder: Path) -> Path:
+        """`folder` made a Hugging Face directory of links, one per preserved file under
+        `weights/` (config, shards, tokenizer files), to the archive's content files: for a
+        reader that takes a directory. Nothing is copied."""
+        for logical in self.files():
+            if logical.startswith(WEIGHTS_FOLDER):
+                link = folder / logical.removeprefix(WEIGHTS_FOLDER)
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(self.content_file(logical))
+        return folder
+
 
 def deployment_of(archive: Archive, model: str, override: Deployment | None = None) -> Deployment:
     """The deployment in force: the override, else the recorded one, else the default for the
@@ -99,7 +111,10 @@ def open_preserved(
     cls = _installed(model, deployment)
     preserved = PreservedModel(archive, model)
     backend = cls.from_preserved(preserved, deployment, **{**deployment.options, **options})
-    return backend, preserved.weights_bytes() if cls.in_process else 0
+    size = backend.occupies()
+    if size is None:
+        size = preserved.weights_bytes() if cls.in_process else 0
+    return backend, size
 
 
 def _installed(model: str, deployment: Deployment) -> type[Backend]:

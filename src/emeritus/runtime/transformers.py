@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from emeritus.runtime.deployment import Deployment
     from emeritus.runtime.preserved import PreservedModel
 
-WEIGHTS = "weights/"  # where a preserved model's own files are, in its object
 DEFAULT_CTX = 4096
 
 
@@ -53,11 +52,7 @@ class TransformersBackend(Backend):
             raise LoadError(f"transformers: {preserved.name} has no safetensors weights")
         folder = Path(tempfile.mkdtemp(prefix="emeritus-hf-"))
         try:
-            for logical in preserved.files():
-                if logical.startswith(WEIGHTS):
-                    link = folder / logical.removeprefix(WEIGHTS)
-                    link.parent.mkdir(parents=True, exist_ok=True)
-                    link.symlink_to(preserved.content_file(logical))
+            preserved.link_into(folder)
             backend = cls(folder, chat_template=preserved.chat_template(), **options)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,362 @@
+"""Backends that run a preserved model in a managed engine (docs/design/engines.md): `llama-server`
+(llama.cpp's own server, for GGUF) and `command` (any OpenAI-compatible server, from a command
+template). The engine is started on first use and spoken to through the `openai` backend's code;
+its weights and KV cache count against the pool's memory budget."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import string
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from emeritus.errors import InvalidInput
+from emeritus.runtime.backend import Backend, ChatRequest, Chunk, Completion, LoadError, Params
+from emeritus.runtime.engines import Engine, EngineCommand
+from emeritus.runtime.llamacpp import default_threads
+from emeritus.runtime.openai import OpenAIBackend
+from emeritus.runtime.prompts import TRANSCRIPT
+
+if TYPE_CHECKING:
+    from emeritus.runtime.deployment import Deployment
+    from emeritus.runtime.preserved import PreservedModel
+
+DEFAULTS: dict[str, Any] = {
+    "parallel": 4,
+    "context": 2048,
+    "start_wait": 30.0,
+    "health_timeout": 120.0,
+}
+TEMPLATE_FIELDS = {"model", "dir", "host", "port", "parallel", "context", "threads", "name"}
+UPSTREAM_TIMEOUT = 600.0  # a long answer on a busy engine; a dead engine fails at once
+
+
+class EngineBackend(Backend):
+    """A preserved model served by a managed engine; every call makes sure the engine is ready
+    (starting it when stopped, waiting up to `start_wait`), then forwards."""
+
+    in_process = True  # the engine's memory is this machine's: it counts against the budget
+    kind: ClassVar[str] = "engine"
+
+    @classmethod
+    def check_deployment(cls, deployment: Deployment) -> None:
+        options = deployment.options
+        for key in ("parallel", "context", "threads"):
+            if key in options and (not isinstance(options[key], int) or options[key] < 1):
+                raise InvalidInput(f"{cls.kind}: {key} must be a whole number of at least 1")
+        for key in ("start_wait", "health_timeout", "keep_alive"):
+            if key in options and (
+                not isinstance(options[key], int | float) or not 0 < options[key] <= 86_400
+            ):
+                raise InvalidInput(f"{cls.kind}: {key} must be over 0 and at most 86400 seconds")
+        port = options.get("port")
+        if port is not None and (not isinstance(port, int) or not 1024 <= port <= 65535):
+            raise InvalidInput(f"{cls.kind}: port must be between 1024 and 65535, not {port!r}")
+        if deployment.url:
+            raise InvalidInput(f"{cls.kind}: a managed engine takes no --url (it picks its port)")
+
+    def __init__(
+        self,
+        preserved: PreservedModel,
+        command: EngineCommand,
+        settings: Mapping[str, Any],
+        *,
+        memory: int,
+        prompt_format: str,
+        runtime: Mapping[str, Any],
+    ) -> None:
+        self.preserved, self.name = preserved, self.kind
+        self.slots: int = int(settings["parallel"])
+        self.start_wait = float(settings["start_wait"])
+        keep_alive = settings.get("keep_alive")
+        self.keep_alive = float(keep_alive) if keep_alive is not None else None
+        self.memory, self.prompt_format, self.runtime = memory, prompt_format, dict(runtime)
+        store = preserved.archive.store
+        self.engine = Engine(
+            preserved.name,
+            command,
+            folder=store.settings.home / "engines" / preserved.name,
+            slots=self.slots,
+            health_timeout=float(settings["health_timeout"]),
+            port=settings.get("port"),
+            store=store,
+        )
+        self._special = preserved.special_tokens()
+        self._upstream: OpenAIBackend | None = None
+
+    def upstream(self, wait: float | None = None) -> OpenAIBackend:
+        """The `openai` backend on the ready engine (made again when it restarted elsewhere)."""
+        base = self.engine.ensure(self.start_wait if wait is None else wait) + "/v1"
+        current = self._upstream
+        if current is None or current.base_url != base:
+            if current is not None:
+                current.close()
+            current = OpenAIBackend(
+                base,
+                self.preserved.name,
+                timeout=UPSTREAM_TIMEOUT,
+                retries=0,  # the engine is ours: a refused connection means it has died
+                prompt_format=self.prompt_format,
+                special_tokens=self._special,
+            )
+            self._upstream = current
+        return current
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        self.upstream(timeout)
+
+    def occupies(self) -> int:
+        return self.memory
+
+    def chat(self, request: ChatRequest) -> Completion:
+        return self.upstream().chat(request)
+
+    def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
+        return self.upstream().stream_chat(request)
+
+    def complete(self, prompt: str, params: Params) -> Completion:
+        return self.upstream().complete(prompt, params)
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int | None:
+        return self.upstream().count_prompt_tokens(request)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.runtime, "slots": self.slots}
+
+    def release(self, reason: str) -> None:
+        self.engine.stop(reason)
+        if self._upstream is not None:
+            self._upstream.close()
+            self._upstream = None
+
+    def close(self) -> None:
+        self.release("shutdown")
+
+
+def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    settings = {**DEFAULTS, **options}
+    settings.setdefault("threads", default_threads())
+    return settings
+
+
+def _fixity(preserved: PreservedModel, logical: str) -> Any:
+    return lambda: preserved.archive.check_content(preserved.name, logical)
+
+
+class LlamaServerBackend(EngineBackend):
+    """llama.cpp's `llama-server` over the preserved GGUF, memory-mapped from the archive."""
+
+    name = "llama-server"
+    kind = "llama-server"
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> LlamaServerBackend:
+        cls.check_deployment(deployment)
+        ggufs = preserved.weights_of("gguf")
+        if not ggufs:
+            raise LoadError(
+                f"llama-server: {preserved.name} has no GGUF weights (deploy it elsewhere: "
+                f"emeritus deploy {preserved.name} --backend NAME)"
+            )
+        settings = _settings(options)
+        binary = llama_server_binary(settings.get("binary"))
+        logical = ggufs[0]["path"]
+        path = preserved.content_file(logical)
+        slots, context = int(settings["parallel"]), int(settings["context"])
+        argv = [
+            str(binary),
+            "--model", str(path),
+            "--alias", preserved.name,
+            "--host", "127.0.0.1",
+            "--port", "{port}",
+            "--parallel", str(slots),
+            "--ctx-size", str(slots * context),
+            "--threads", str(settings["threads"]),
+            "--threads-batch", str(settings["threads"]),
+            "--no-webui",
+            "--jinja",
+            "--seed", "0",
+        ]  # fmt: skip
+        has_template = bool(_gguf_metadata(path).get("tokenizer.chat_template"))
+        template = None if has_template else preserved.chat_template()
+        if template is not None:
+            folder = preserved.archive.store.settings.home / "engines" / preserved.name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
+            argv += ["--chat-template-file", str(folder / "chat_template.jinja")]
+        prompt_format = settings.get("prompt_format") or (
+            "chat" if has_template or template else TRANSCRIPT
+        )
+        command = EngineCommand(
+            cls.kind, tuple(argv), "/health", preflight=(_fixity(preserved, logical),)
+        )
+        memory = int(ggufs[0]["size"]) + kv_cache_bytes(path, slots * context)
+        return cls(
+            preserved,
+            command,
+            settings,
+            memory=memory,
+            prompt_format=prompt_format,
+            runtime=llama_server_runtime(binary, int(settings["threads"])),
+        )
+
+
+class CommandEngineBackend(EngineBackend):
+    """Any OpenAI-compatible server, started from the deployment's `command` template."""
+
+    name = "command"
+    kind = "command"
+
+    @classmethod
+    def check_deployment(cls, deployment: Deployment) -> None:
+        super().check_deployment(deployment)
+        template = deployment.options.get("command")
+        if not isinstance(template, str) or not template.split():
+            raise InvalidInput("command: give the server's command line: --option command='...'")
+        unknown = _fields(template) - TEMPLATE_FIELDS
+        if unknown:
+            raise InvalidInput(
+                f"command: unknown field {{{sorted(unknown)[0]}}} in the command template "
+                f"(known: {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))})"
+            )
+        health = deployment.options.get("health", "/health")
+        if not isinstance(health, str) or not health.startswith("/"):
+            raise InvalidInput(f"command: health must be a path starting with '/', not {health!r}")
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> CommandEngineBackend:
+        cls.check_deployment(deployment)
+        settings = _settings(options)
+        weights = preserved.weights
+        if not weights:
+            raise LoadError(f"command: {preserved.name} has no preserved weights")
+        logical = weights[0]["path"]
+        values = {
+            "model": str(preserved.content_file(logical)),
+            "dir": str(_linked_folder(preserved)),
+            "host": "127.0.0.1",
+            "port": "{port}",
+            "parallel": str(settings["parallel"]),
+            "context": str(int(settings["parallel"]) * int(settings["context"])),
+            "threads": str(settings["threads"]),
+            "name": preserved.name,
+        }
+        # Field by field, without a shell: a value never splits into more arguments.
+        fill = string.Formatter().vformat
+        argv = [fill(word, (), values) for word in _words(settings["command"])]
+        checks = tuple(_fixity(preserved, w["path"]) for w in weights)
+        command = EngineCommand(cls.kind, tuple(argv), str(settings.get("health", "/health")),
+                                preflight=checks)  # fmt: skip
+        memory = sum(int(w["size"]) for w in weights)
+        if weights[0]["format"] == "gguf":
+            memory += kv_cache_bytes(Path(values["model"]), int(values["context"]))
+        return cls(
+            preserved,
+            command,
+            settings,
+            memory=memory,
+            prompt_format=str(settings.get("prompt_format", "chat")),
+            runtime={
+                "backend": cls.kind,
+                "version": argv[0].rsplit("/", 1)[-1],
+                "build_flags": "",
+                "threads": int(settings["threads"]),
+                "command": str(settings["command"]),
+            },
+        )
+
+
+def _words(template: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(template)
+    except ValueError as exc:
+        raise InvalidInput(f"command: cannot split the command template: {exc}") from None
+
+
+def _fields(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+def _linked_folder(preserved: PreservedModel) -> Path:
+    """A folder of links to every preserved file at its logical path (for servers that take a
+    Hugging Face directory), under the engine's folder in the home; the archive is not copied."""
+    folder = preserved.archive.store.settings.home / "engines" / preserved.name / "model"
+    if folder.exists():
+        shutil.rmtree(folder)
+    return preserved.link_into(folder)
+
+
+def llama_server_binary(given: object = None) -> Path:
+    """The `llama-server` to run: the deployment's `binary`, else the one `make` linked beside
+    this Python, else the first on PATH."""
+    if given:
+        path = Path(str(given))
+        if not path.is_file():
+            raise LoadError(f"llama-server: {path}: no such program")
+        return path
+    beside = Path(sys.executable).parent / "llama-server"
+    if beside.is_file():
+        return beside
+    found = shutil.which("llama-server")
+    if found is None:
+        raise LoadError("llama-server: not installed (run make, which builds it once)")
+    return Path(found)
+
+
+def llama_server_runtime(binary: Path, threads: int) -> dict[str, Any]:
+    """What a fingerprint records of the engine: the build record `make` wrote beside it."""
+    record: dict[str, Any] = {}
+    beside = binary.resolve().with_name("llama-server.json")
+    if beside.is_file():
+        try:
+            record = json.loads(beside.read_text(encoding="utf-8"))
+        except ValueError:
+            record = {}
+    return {
+        "backend": "llama-server",
+        "version": f"llama.cpp of llama-cpp-python {record.get('llama_cpp_python', 'unknown')}",
+        "build_flags": str(record.get("build_flags", "")),
+        "threads": threads,
+    }
+
+
+def _gguf_metadata(path: Path) -> dict[str, Any]:
+    """The GGUF's scalar and string metadata (the tensor data is not read)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path), "r")
+    found: dict[str, Any] = {}
+    for key, field in reader.fields.items():
+        if not field.types or len(field.data) != 1:
+            continue
+        part = field.parts[field.data[0]]
+        try:
+            found[key] = bytes(part).decode("utf-8") if field.types[0].name == "STRING" else part[0]
+        except (UnicodeDecodeError, IndexError, TypeError):
+            continue
+    return found
+
+
+def kv_cache_bytes(path: Path, tokens: int) -> int:
+    """The KV cache of `tokens` positions in f16: 2 (keys, values) * layers * tokens * kv heads *
+    head size * 2 bytes, from the GGUF's metadata; 0 where it does not say."""
+    meta = _gguf_metadata(path)
+    arch = meta.get("general.architecture")
+    try:
+        layers = int(meta[f"{arch}.block_count"])
+        width = int(meta[f"{arch}.embedding_length"])
+        heads = int(meta[f"{arch}.attention.head_count"])
+        kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads))
+        head_size = int(meta.get(f"{arch}.attention.key_length", width // heads))
+    except (KeyError, ValueError, TypeError, ZeroDivisionError):
+        return 0
+    return 2 * layers * tokens * kv_heads * head_size * 2

@@ -1,0 +1,288 @@
+"""Managed engines behind the gateway (docs/design/engines.md), against the real `llama-server`
+built by `make` from the same llama.cpp and flags as the embedded backend: started by the first
+request, shared by concurrent requests (continuous batching), killed mid-stream and restarted,
+stopped when idle and by an operator; and the starts that must not happen: an engine that never
+becomes healthy, a port another process holds, an archive copy that fails its fixity check."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from emeritus.access import Grants, Keys, Principals, check_terms
+from emeritus.archive import Archive
+from emeritus.cli import app
+from emeritus.lifecycle import Registry
+from emeritus.runtime import Deployment, deploy
+from emeritus.runtime.bundled import BUNDLED
+from emeritus.store import Settings, Store, list_events
+from gateway_server import gateway
+
+MODEL = "smollm2-135m-instruct"
+pytestmark = [pytest.mark.timeout(600), pytest.mark.serial]
+runner = CliRunner()
+
+
+@dataclass
+class Served:
+    base: str
+    home: Path
+    settings: Settings
+    key: str
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base, api_key=self.key, max_retries=0, timeout=120)
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        with Store.open(self.settings) as store, store.transaction() as session:
+            return [e.payload for e in list_events(session, kind=kind)]
+
+    def usage(self) -> list[tuple[int, int, int]]:
+        with Store.open(self.settings) as store, store.transaction() as session:
+            rows = session.execute(
+                sa.text(
+                    "SELECT status, prompt_tokens, completion_tokens FROM access_usage ORDER BY id"
+                )
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def state(self, model: str = MODEL) -> dict[str, Any]:
+        return json.loads((self.home / "engines" / model / "state.json").read_text())
+
+
+def _home(root: Path, deployments: dict[str, Deployment]) -> tuple[Settings, str]:
+    """A home with the bundled SmolLM2 preserved under each name, deployed as given, and one
+    principal holding a grant and a key for all of them."""
+    settings = Settings(home=root, database_url=f"sqlite:///{root}/emeritus.db", actor="tester")
+    [smollm] = [b for b in BUNDLED if b.name == MODEL]
+    with Store.open(settings) as store, tempfile.TemporaryDirectory() as scratch:
+        registry, archive = Registry(store), Archive(store)
+        located = smollm.locate(Path(scratch))
+        for name, deployment in deployments.items():
+            registry.add(name)
+            archive.preserve(name, [located])
+            deploy(store, name, deployment)
+        Principals(store).add("rita", tier="research")
+        for name in deployments:
+            Grants(store).grant("rita", name, terms=check_terms(30, 10_000_000, "day", 10_000))
+        key = Keys(store).create("rita", list(deployments)).key
+    return settings, key
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("engine-home")
+    options = {"parallel": 4, "context": 512, "keep_alive": 4}
+    settings, key = _home(home, {MODEL: Deployment("llama-server", options=options)})
+    with gateway(home) as base:
+        yield Served(base, home, settings, key)
+
+
+def _ask(client: openai.OpenAI, text: str, tokens: int = 16) -> str:
+    answer = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=tokens
+    )
+    return answer.choices[0].message.content or ""
+
+
+def test_the_first_request_starts_the_engine_and_concurrent_requests_share_it(
+    served: Served,
+) -> None:
+    assert not (served.home / "engines" / MODEL / "state.json").exists()
+    before = len(served.usage())
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            answers.append(_ask(served.client(), f"Name a colour. ({i})", tokens=24))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(answers) == 8 and all(answers)
+    started = served.events("runtime.engine_started")
+    assert len(started) == 1 and started[0]["slots"] == 4 and started[0]["kind"] == "llama-server"
+    assert [s for s, _, _ in served.usage()[before:]] == [200] * 8  # one usage row each
+    state = served.state()
+    assert state["state"] == "ready" and state["slots"] == 4
+    # The engine ran requests side by side: its log names more than one slot at work.
+    log = (served.home / "engines" / MODEL / "engine.log").read_text()
+    slots = {line.split("id")[1].split()[0] for line in log.splitlines() if "launch_slot_" in line}
+    assert len(slots) > 1, log[-2000:]
+
+
+def test_kill_9_mid_stream_is_an_error_event_metered_and_the_next_request_restarts_it(
+    served: Served,
+) -> None:
+    _ask(served.client(), "Hello")  # the engine is up
+    pid = served.state()["pid"]
+    crashed_before = len(served.events("runtime.engine_crashed"))
+    before = len(served.usage())
+    stream = served.client().chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Write a long story about the sea."}],
+        max_tokens=400,
+        stream=True,
+    )
+    received = 0
+    with pytest.raises(openai.APIError, match="failed"):
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received += 1
+                if received == 3:
+                    os.kill(pid, signal.SIGKILL)
+    assert received >= 3
+    rows = served.usage()[before:]
+    assert len(rows) == 1 and rows[0][0] == 502 and rows[0][2] >= 3  # metered, what it got
+    deadline = time.monotonic() + 10
+    while len(served.events("runtime.engine_crashed")) == crashed_before:
+        assert time.monotonic() < deadline, "the crash was not recorded"
+        time.sleep(0.1)
+    assert "exit status -9" in served.events("runtime.engine_crashed")[-1]["reason"]
+    assert _ask(served.client(), "Say hello.")  # the next request starts it again
+    assert served.state()["pid"] != pid
+
+
+def test_an_idle_engine_stops_after_its_keep_alive_and_starts_again(served: Served) -> None:
+    _ask(served.client(), "Hello")
+    pid = served.state()["pid"]
+    deadline = time.monotonic() + 20
+    while served.state()["state"] != "stopped":
+        assert time.monotonic() < deadline, served.state()
+        time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert served.events("runtime.engine_stopped")[-1]["reason"] == "idle"
+    assert _ask(served.client(), "Hello again")
+    assert served.state()["state"] == "ready"
+
+
+def test_engines_list_logs_and_stop(served: Served) -> None:
+    _ask(served.client(), "Hello")
+    home = ["--home", str(served.home)]
+    listed = runner.invoke(app, [*home, "engines", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [entry] = json.loads(listed.output)
+    assert entry["model"] == MODEL and entry["state"] == "ready" and entry["alive"]
+    logs = runner.invoke(app, [*home, "engines", "logs", MODEL, "--lines", "400"])
+    assert logs.exit_code == 0 and "=== starting on port" in logs.output
+    stopped = runner.invoke(app, [*home, "engines", "stop", MODEL])
+    assert stopped.exit_code == 0, stopped.output
+    deadline = time.monotonic() + 15
+    while served.state()["state"] != "stopped":
+        assert time.monotonic() < deadline, served.state()
+        time.sleep(0.2)
+    assert served.events("runtime.engine_stopped")[-1]["reason"] == "operator"
+    assert _ask(served.client(), "Still there?")  # started again on demand
+    unknown = runner.invoke(app, [*home, "engines", "logs", "no-such-model"])
+    assert unknown.exit_code == 3 and "no managed engine" in unknown.output
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, int]]:
+    """Three models whose engines must not run: one that never becomes healthy, one on a port
+    another process holds, one whose archive copy fails its fixity check."""
+    home = tmp_path_factory.mktemp("refused-home")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    never = Deployment(
+        "command",
+        options={
+            "command": "python3 -c 'import time; time.sleep(600)' {port}",
+            "health_timeout": 2,
+            "start_wait": 1,
+        },
+    )
+    settings, key = _home(
+        home,
+        {
+            "never-healthy": never,
+            "port-taken": Deployment("llama-server", options={"port": taken}),
+            "damaged": Deployment("llama-server"),
+        },
+    )
+    with Store.open(settings) as store:
+        archive = Archive(store)
+        gguf = next(f for f in archive.logical_files("damaged") if f.endswith(".gguf"))
+        path = archive.content_file("damaged", gguf)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01  # one bit, deep in the tensor data
+        path.chmod(0o644)
+        path.write_bytes(bytes(data))
+    with gateway(home) as base:
+        yield Served(base, home, settings, key), taken
+    holder.close()
+
+
+def _refusal(served: Served, model: str) -> httpx.Response:
+    return httpx.post(
+        f"{served.base}/chat/completions",
+        headers={"Authorization": f"Bearer {served.key}"},
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        timeout=60,
+    )
+
+
+def test_an_engine_that_never_becomes_healthy_is_a_503_and_an_event(
+    refused: tuple[Served, int],
+) -> None:
+    served, _ = refused
+    first = _refusal(served, "never-healthy")
+    assert first.status_code == 503 and int(first.headers["Retry-After"]) >= 1
+    assert "starting" in first.json()["error"]["message"]
+    deadline = time.monotonic() + 15
+    while not served.events("runtime.engine_failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert "was not ready within 2 s" in served.events("runtime.engine_failed")[0]["reason"]
+    again = _refusal(served, "never-healthy")
+    assert again.status_code == 503 and "not ready within 2 s" in again.json()["error"]["message"]
+    with pytest.raises(ProcessLookupError):  # the stuck process was killed
+        os.kill(int(served.events("runtime.engine_failed")[0]["pid"]), 0)
+
+
+def test_a_port_taken_by_another_process_is_refused_before_the_start(
+    refused: tuple[Served, int],
+) -> None:
+    served, port = refused
+    answer = _refusal(served, "port-taken")
+    assert answer.status_code == 503 and "Retry-After" in answer.headers
+    assert f"port {port} is taken by another process" in answer.json()["error"]["message"]
+    failed = [e for e in served.events("runtime.engine_failed") if str(port) in e["reason"]]
+    assert failed and served.state("port-taken")["pid"] is None
+
+
+def test_an_archive_copy_that_fails_its_fixity_check_starts_no_engine(
+    refused: tuple[Served, int],
+) -> None:
+    served, _ = refused
+    answer = _refusal(served, "damaged")
+    assert answer.status_code == 503
+    assert "fails its fixity check" in answer.json()["error"]["message"]
+    failed = [e for e in served.events("runtime.engine_failed") if "fixity" in e["reason"]]
+    assert failed and "emeritus repair damaged" in failed[0]["reason"]
+    assert served.state("damaged")["pid"] is None
+    assert all(status == 503 for status, _, _ in served.usage())  # metered, no tokens
