@@ -286,3 +286,84 @@ def test_an_archive_copy_that_fails_its_fixity_check_starts_no_engine(
     assert failed and "emeritus repair damaged" in failed[0]["reason"]
     assert served.state("damaged")["pid"] is None
     assert all(status == 503 for status, _, _ in served.usage())  # metered, no tokens
+
+
+@pytest.fixture(scope="module")
+def opened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Archive, Any]]:
+    """SmolLM2 preserved and opened on a one-slot and a two-slot llama-server, no gateway."""
+    from emeritus.runtime import open_preserved
+
+    home = tmp_path_factory.mktemp("engine-direct")
+    settings, _ = _home(home, {MODEL: Deployment("llama-server", options={"parallel": 2})})
+    with Store.open(settings) as store:
+        archive = Archive(store)
+        backend, _size = open_preserved(archive, MODEL)
+        try:
+            yield archive, backend
+        finally:
+            backend.close()
+
+
+def test_an_engines_size_is_its_weights_and_kv_cache_and_it_reports_token_ids(
+    opened: tuple[Archive, Any],
+) -> None:
+    from emeritus.runtime import ChatRequest, Message, Params, weights_entry
+
+    archive, backend = opened
+    weights = int(weights_entry(archive, MODEL)["size"])
+    # SmolLM2-135M: 30 layers, 3 KV heads of 64: 2 x 30 x 4096 x 3 x 64 x 2 bytes of f16.
+    assert backend.occupies() == weights + 2 * 30 * (2 * 2048) * 3 * 64 * 2
+    done = backend.chat(ChatRequest((Message("user", "Say hi."),), Params(max_tokens=8)))
+    assert done.token_ids is not None and len(done.token_ids) == done.usage.completion_tokens
+    runtime = backend.describe()
+    assert runtime["backend"] == "llama-server" and runtime["slots"] == 2
+    assert "commit" in runtime["version"] and "GGML_NATIVE=OFF" in runtime["build_flags"]
+
+
+def test_a_cached_prefix_is_reused_within_one_principal_and_never_across(
+    opened: tuple[Archive, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's own report of the prompt tokens it took from its cache (`timings.cache_n`),
+    read from its real answers."""
+    from emeritus.runtime import ChatRequest, Message, OpenAIBackend, Params
+
+    _, backend = opened
+    cached: list[int] = []
+    post = OpenAIBackend._post
+
+    def spy(self: OpenAIBackend, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = post(self, path, body)
+        cached.append(int(answer.get("timings", {}).get("cache_n", -1)))
+        return answer
+
+    monkeypatch.setattr(OpenAIBackend, "_post", spy)
+    secret = "My account number is 4417 1234 5678 9113 and my question is about fees. " * 4
+
+    def ask(scope: str | None) -> None:
+        messages = (Message("user", secret),)
+        backend.chat(ChatRequest(messages, Params(max_tokens=2), cache_scope=scope))
+
+    ask("alice")
+    ask("alice")
+    ask("bob")  # the same prompt, another principal: the other slot, evaluated from nothing
+    ask("carol")  # alice's slot, which holds this very prompt: evaluated from nothing
+    ask(None)
+    assert cached[0] == 0 and cached[1] > 20, cached  # alice reuses her own prefix
+    assert cached[2:] == [0, 0, 0], cached
+
+
+def test_the_embedded_backend_and_llama_server_answer_the_canaries_token_for_token(
+    opened: tuple[Archive, Any],
+) -> None:
+    """One llama.cpp, one set of build flags, flash attention off in both: the same greedy
+    tokens, compared by id (llama-server's `logprobs`), requests one at a time."""
+    from emeritus.runtime import across, open_preserved
+
+    archive, engine = opened
+    embedded, _ = open_preserved(archive, MODEL, Deployment("llamacpp", source="override"))
+    try:
+        partings = across(embedded, engine)
+    finally:
+        embedded.close()
+    assert {p.compared for p in partings} == {"token_ids"}
+    assert [p.id for p in partings if p.first_difference is not None] == []

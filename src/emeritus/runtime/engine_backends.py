@@ -5,11 +5,14 @@ its weights and KV cache count against the pool's memory budget."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import string
+import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
 }
 TEMPLATE_FIELDS = {"model", "dir", "host", "port", "parallel", "context", "threads", "name"}
 UPSTREAM_TIMEOUT = 600.0  # a long answer on a busy engine; a dead engine fails at once
+SLEEP_AFTER = 60  # seconds idle before llama-server sleeps (unloads), short of a full stop
 
 
 class EngineBackend(Backend):
@@ -40,6 +44,7 @@ class EngineBackend(Backend):
 
     in_process = True  # the engine's memory is this machine's: it counts against the budget
     kind: ClassVar[str] = "engine"
+    pins_slots: ClassVar[bool] = False  # requests name their slot (`id_slot`, `cache_prompt`)
 
     @classmethod
     def check_deployment(cls, deployment: Deployment) -> None:
@@ -86,6 +91,9 @@ class EngineBackend(Backend):
         )
         self._special = preserved.special_tokens()
         self._upstream: OpenAIBackend | None = None
+        # Which engine slot each request runs in, where the engine lets us choose (llama-server):
+        # a cached prompt prefix is then reused only within one cache scope (one principal).
+        self.affinity = SlotAffinity(self.slots) if self.pins_slots else None
 
     def upstream(self, wait: float | None = None) -> OpenAIBackend:
         """The `openai` backend on the ready engine (made again when it restarted elsewhere)."""
@@ -112,10 +120,27 @@ class EngineBackend(Backend):
         return self.memory
 
     def chat(self, request: ChatRequest) -> Completion:
-        return self.upstream().chat(request)
+        upstream = self.upstream()
+        if self.affinity is None:
+            return upstream.chat(request)
+        slot, reuse = self.affinity.take(request.cache_scope)
+        try:
+            return upstream.chat(request, extra={"id_slot": slot, "cache_prompt": reuse})
+        finally:
+            self.affinity.give(slot)
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
-        return self.upstream().stream_chat(request)
+        upstream = self.upstream()
+        if self.affinity is None:
+            return upstream.stream_chat(request)
+        affinity = self.affinity
+        slot, reuse = affinity.take(request.cache_scope)
+        try:
+            pieces = upstream.stream_chat(request, extra={"id_slot": slot, "cache_prompt": reuse})
+        except BaseException:
+            affinity.give(slot)
+            raise
+        return _Releasing(pieces, lambda: affinity.give(slot))
 
     def complete(self, prompt: str, params: Params) -> Completion:
         return self.upstream().complete(prompt, params)
@@ -136,6 +161,61 @@ class EngineBackend(Backend):
         self.release("shutdown")
 
 
+class SlotAffinity:
+    """The engine's slots as emeritus hands them out (docs/design/engines.md, "Prefix reuse"): a
+    request takes a free slot its own cache scope used last, and reuses the prefix cached there;
+    else the free slot idle longest, with the engine's prompt cache off for that request, so
+    that nothing another scope asked is reused (and timing tells nobody what another asked). A
+    request without a scope never reuses. Blocks while every slot is taken."""
+
+    def __init__(self, slots: int) -> None:
+        self.owner: list[str | None] = [None] * slots
+        self.last_used = [0] * slots
+        self.free = set(range(slots))
+        self._turn = 0
+        self._cond = threading.Condition()
+
+    def take(self, scope: str | None) -> tuple[int, bool]:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self.free))
+            own = [i for i in self.free if scope is not None and self.owner[i] == scope]
+            slot = own[0] if own else min(self.free, key=lambda i: self.last_used[i])
+            self.free.discard(slot)
+            self.owner[slot] = scope
+            self._turn += 1
+            self.last_used[slot] = self._turn
+            return slot, bool(own)
+
+    def give(self, slot: int) -> None:
+        with self._cond:
+            self.free.add(slot)
+            self._cond.notify()
+
+
+class _Releasing(Iterator[Chunk]):
+    """A stream that gives its slot back once, when it ends or is closed (started or not)."""
+
+    def __init__(self, pieces: Iterator[Chunk], release: Callable[[], None]) -> None:
+        self._pieces, self._release, self._done = pieces, release, False
+
+    def __next__(self) -> Chunk:
+        try:
+            return next(self._pieces)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            try:
+                close = getattr(self._pieces, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self._release()
+
+
 def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     settings = {**DEFAULTS, **options}
     settings.setdefault("threads", default_threads())
@@ -151,6 +231,7 @@ class LlamaServerBackend(EngineBackend):
 
     name = "llama-server"
     kind = "llama-server"
+    pins_slots = True
 
     @classmethod
     def from_preserved(
@@ -181,7 +262,13 @@ class LlamaServerBackend(EngineBackend):
             "--no-webui",
             "--jinja",
             "--seed", "0",
+            # As the embedded backend computes (llama-cpp-python's default): with flash
+            # attention the same weights answer greedy canaries differently from token 0.
+            "--flash-attn", "on" if settings.get("flash_attn") else "off",
         ]  # fmt: skip
+        sleep_after = settings.get("sleep_after", SLEEP_AFTER)
+        if sleep_after:  # the engine frees the model's memory when idle, and reloads on use
+            argv += ["--sleep-idle-seconds", str(int(sleep_after))]
         has_template = bool(_gguf_metadata(path).get("tokenizer.chat_template"))
         template = None if has_template else preserved.chat_template()
         if template is not None:
@@ -323,10 +410,26 @@ def llama_server_runtime(binary: Path, threads: int) -> dict[str, Any]:
             record = {}
     return {
         "backend": "llama-server",
-        "version": f"llama.cpp of llama-cpp-python {record.get('llama_cpp_python', 'unknown')}",
+        "version": f"{_reported_version(str(binary))} (llama-cpp-python "
+        f"{record.get('llama_cpp_python', 'unknown')})",
         "build_flags": str(record.get("build_flags", "")),
         "threads": threads,
     }
+
+
+@functools.cache
+def _reported_version(binary: str) -> str:
+    """What `llama-server --version` says: `0.5.0-dev (build 1, commit 0c1e570)`."""
+    try:
+        done = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.startswith("version:"):
+            return line.removeprefix("version:").strip()
+    return "unknown"
 
 
 def _gguf_metadata(path: Path) -> dict[str, Any]:

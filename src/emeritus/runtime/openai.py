@@ -96,6 +96,7 @@ class OpenAIBackend(Backend):
         self.retries, self.backoff = retries, backoff
         self.prompt_format = prompt_format
         self.structured = "json_schema"  # how this server takes a JSON schema; learnt on refusal
+        self.logprobs = True  # whether it gives the tokens' ids (`logprobs`); learnt on refusal
         # The model's own control-token strings, beside the common spellings, that a message
         # content must not carry to the server intact.
         self.special_tokens = tuple(special_tokens)
@@ -157,7 +158,9 @@ class OpenAIBackend(Backend):
         """The messages as they are sent: each content neutralized."""
         return tuple(Message(m.role, neutralize(m.content, self.special_tokens)) for m in messages)
 
-    def _body(self, request: ChatRequest, stream: bool) -> tuple[str, dict[str, Any], str]:
+    def _body(
+        self, request: ChatRequest, stream: bool, extra: Mapping[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any], str]:
         p = request.params
         messages = self.forwarded(request.messages)
         body: dict[str, Any] = {
@@ -167,9 +170,15 @@ class OpenAIBackend(Backend):
             "top_p": p.top_p,
             "seed": p.seed,
             "stream": stream,
+            **(extra or {}),
         }
         if stream:
             body["stream_options"] = {"include_usage": True}
+        elif self.logprobs:
+            # The chosen tokens' ids, for fingerprints (llama.cpp's server gives `id`, vLLM
+            # with --return-tokens-as-token-ids `token_id:N`); one alternative is the least
+            # a server returns them with.
+            body.update(logprobs=True, top_logprobs=1)
         if self.prompt_format == TRANSCRIPT:
             prompt = render_transcript(messages)
             body.update(
@@ -181,6 +190,9 @@ class OpenAIBackend(Backend):
             )
             if p.json_schema is not None:
                 body["response_format"] = self._response_format(p.json_schema)
+            if "logprobs" in body:
+                body.update(logprobs=1)  # the completions API's form: how many alternatives
+                del body["top_logprobs"]
             return "/completions", body, TRANSCRIPT
         if p.json_schema is not None:
             body["response_format"] = self._response_format(p.json_schema)
@@ -194,17 +206,21 @@ class OpenAIBackend(Backend):
             return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
         return {"type": "json_object", "schema": schema}  # llama.cpp's server
 
-    def chat(self, request: ChatRequest) -> Completion:
-        path, body, fmt = self._body(request, stream=False)
-        try:
-            return _completion(self._post(path, body), fmt)
-        except _Refused:
-            # Servers spell structured output two ways; a refusal of the first tries the other.
-            if "response_format" not in body or self.structured != "json_schema":
-                raise
-            self.structured = "json_object"
-            path, body, fmt = self._body(request, stream=False)
-            return _completion(self._post(path, body), fmt)
+    def chat(self, request: ChatRequest, extra: Mapping[str, Any] | None = None) -> Completion:
+        """`extra`: fields added to the request body (a managed engine's slot)."""
+        while True:
+            path, body, fmt = self._body(request, stream=False, extra=extra)
+            try:
+                return _completion(self._post(path, body), fmt)
+            except _Refused as refused:
+                # What a server may refuse and do without: asking for the tokens' ids; and
+                # structured output, which servers spell two ways.
+                if "logprobs" in body and "logprobs" in str(refused):
+                    self.logprobs = False
+                elif "response_format" in body and self.structured == "json_schema":
+                    self.structured = "json_object"
+                else:
+                    raise
 
     def complete(self, prompt: str, params: Params) -> Completion:
         body = {
@@ -312,8 +328,10 @@ class OpenAIBackend(Backend):
 
         return self._retry(send)
 
-    def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
-        path, body, fmt = self._body(request, stream=True)
+    def stream_chat(
+        self, request: ChatRequest, extra: Mapping[str, Any] | None = None
+    ) -> Iterator[Chunk]:
+        path, body, fmt = self._body(request, stream=True, extra=extra)
         context = self._retry(lambda: self._open_stream(path, body))
         return self._read_stream(context, fmt)
 
@@ -394,9 +412,48 @@ def _completion(data: dict[str, Any], fmt: str) -> Completion:
             TokenUsage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
             choice.get("finish_reason") or "stop",
             fmt,
+            token_ids_of(choice.get("logprobs"), choice.get("finish_reason") == "stop"),
         )
     except (KeyError, IndexError, TypeError) as exc:
         raise BackendError(f"openai: unexpected answer shape: {exc}") from None
+
+
+def token_ids_of(logprobs: object, stopped: bool = False) -> tuple[int, ...] | None:
+    """The chosen tokens' ids in an answer's `logprobs`, where the server gives them: llama.cpp's
+    server an `id` per entry (chat) or `tokens` ids; vLLM with --return-tokens-as-token-ids a
+    token spelled `token_id:N`. None where it gives text only (a fingerprint then compares
+    text, and says so). The token that ended a `stopped` answer (llama.cpp's server lists it,
+    with no text) is not part of the answer, as for the embedded backend."""
+    if not isinstance(logprobs, dict):
+        return None
+    entries = logprobs.get("content")
+    if isinstance(entries, list) and stopped:
+        while entries and isinstance(entries[-1], dict) and not entries[-1].get("bytes", [0]):
+            entries = entries[:-1]
+    if isinstance(entries, list):  # the chat API
+        ids = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                return None
+            found = entry.get("id")
+            if not isinstance(found, int):
+                found = _spelled_id(entry.get("token"))
+            if found is None:
+                return None
+            ids.append(found)
+        return tuple(ids)
+    tokens = logprobs.get("tokens")  # the completions API
+    if isinstance(tokens, list) and tokens:
+        spelled = [_spelled_id(t) for t in tokens]
+        if all(i is not None for i in spelled):
+            return tuple(i for i in spelled if i is not None)
+    return None
+
+
+def _spelled_id(token: object) -> int | None:
+    if isinstance(token, str) and token.startswith("token_id:") and token[9:].isdigit():
+        return int(token[9:])
+    return None
 
 
 def _describe(exc: BaseException) -> str:
