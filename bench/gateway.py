@@ -4,8 +4,16 @@ against `python -m llama_cpp.server` serving the same GGUF with the same threads
 the same run, one server at a time; then requests per second through the gateway with the mock
 backend, which is the cost of auth and metering alone.
 
+With --engine, the gateway serves the model through a managed `llama-server` (continuous
+batching, `--parallel` slots; docs/design/engines.md) and is measured against that same
+`llama-server` binary started by hand with the same flags, and against `llama_cpp.server`; and the
+engine's cold start (stopped to first token, through the gateway) against starting it by hand.
+
 Run: .venv/bin/python bench/gateway.py [--requests 64] [--clients 16] [--max-tokens 32] [--rounds 3]
+     [--engine --parallel 8]
 Targets (issue 7): gateway / llama_cpp.server >= 0.95 throughput; <= 5 ms added median latency.
+Targets (issue 17, --engine): gateway / llama-server direct >= 0.95; <= 5 ms added median
+latency; >= 2x llama_cpp.server.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import httpx
 from emeritus.access import Grants, Keys, Principals, check_terms
 from emeritus.archive import Archive
 from emeritus.lifecycle import Availability, Registry
+from emeritus.runtime import Deployment, deploy, llama_server_argv
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.store import Settings, Store, utc_now
 
@@ -116,8 +125,9 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def prepare(home: Path) -> tuple[str, Path]:
-    """A retired SmolLM2 preserved in `home`, a researcher's key with a generous grant."""
+def prepare(home: Path, engine: dict[str, Any] | None = None) -> tuple[str, Path]:
+    """A retired SmolLM2 preserved in `home` (deployed on a managed engine when `engine` gives
+    its options), a researcher's key with a generous grant."""
     settings = Settings(home=home, database_url=f"sqlite:///{home}/emeritus.db", actor="bench")
     with Store.open(settings) as store:
         registry, archive = Registry(store), Archive(store)
@@ -136,6 +146,8 @@ def prepare(home: Path) -> tuple[str, Path]:
             now=now,
         )
         registry.tick(now=now + timedelta(days=62))
+        if engine is not None:
+            deploy(store, MODEL, Deployment("llama-server", options=engine))
         Principals(store).add("bench", tier="research")
         Grants(store).grant("bench", MODEL, terms=check_terms(30, 10**12, "day", 10**6))
         key = Keys(store).create("bench", [MODEL]).key
@@ -160,8 +172,11 @@ def run_gateway(
     try:
         wait_ready(f"{base}/models", process, {401})
         requests = args.requests * (8 if mock else 1)
+        started = time.perf_counter()  # a managed engine starts on this first request
+        asyncio.run(load(base, key, MODEL, requests=1, clients=1, max_tokens=1))
+        cold = time.perf_counter() - started
         asyncio.run(load(base, key, MODEL, requests=4, clients=1, max_tokens=4))  # warm up
-        return asyncio.run(
+        measured = asyncio.run(
             load(
                 base,
                 key,
@@ -171,9 +186,42 @@ def run_gateway(
                 max_tokens=args.max_tokens,
             )
         )
+        return measured | {"cold_start_s": round(cold, 3)}
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def run_direct_engine(gguf: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+    """The same llama-server binary with the same flags as the managed engine, started by hand;
+    also its cold start (spawn to first token)."""
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in llama_server_argv(gguf, MODEL, engine(args))]
+    spawned = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", process, {200})
+        asyncio.run(load(base, "none", MODEL, requests=1, clients=1, max_tokens=1))
+        cold = time.perf_counter() - spawned
+        asyncio.run(load(base, "none", MODEL, requests=4, clients=1, max_tokens=4))
+        return asyncio.run(
+            load(
+                base,
+                "none",
+                MODEL,
+                requests=args.requests,
+                clients=args.clients,
+                max_tokens=args.max_tokens,
+            )
+        ), cold
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def engine(args: argparse.Namespace) -> dict[str, Any]:
+    return {"parallel": args.parallel, "context": 1024, "threads": args.threads}
 
 
 def run_llama_server(gguf: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -222,7 +270,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--engine", action="store_true", help="serve through llama-server")
+    parser.add_argument("--parallel", type=int, default=8)
     args = parser.parse_args()
+    if args.engine:
+        engine_main(args)
+        return
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
         key, _ = prepare(home)
@@ -269,6 +322,54 @@ def main() -> None:
     per_token = [row["median_latency_ms"] / row["tokens_per_request"] for row in (gateway, plain)]
     print(f"median latency per completion token: {per_token[0]:.1f} ms vs {per_token[1]:.1f} ms")
     print(f"added median latency: {added:+.1f} ms (target <= 5 ms)")
+
+
+def engine_main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch)
+        key, _ = prepare(home, engine(args))
+        with Store.open(Settings(home=home, database_url=f"sqlite:///{home}/emeritus.db")) as store:
+            archive = Archive(store)
+            described = json.loads(archive.read_logical(MODEL, "emeritus/object.json"))
+            [weights] = [f for f in described["files"] if f.get("format") == "gguf"]
+            content = archive.content_file(MODEL, weights["path"])
+        directs, gateways, colds, plains = [], [], [], []
+        for _ in range(args.rounds):
+            direct, cold = run_direct_engine(content, args)
+            directs.append(direct)
+            colds.append(cold)
+            gateways.append(run_gateway(home, key, args))
+        plains.append(run_llama_server(content, args))  # one round: it is the slow one
+    direct, gateway, plain = median_of(directs), median_of(gateways), median_of(plains)
+    print(json.dumps({"llama-server": direct, "gateway": gateway, "llama_cpp.server": plain}))
+    print(
+        "\n| run | requests/s | tokens/s | tokens/request | median latency (ms) |"
+        "\n|---|---:|---:|---:|---:|"
+    )
+    for name, row in (
+        (f"llama-server direct (--parallel {args.parallel})", direct),
+        ("emeritus serve -> managed llama-server", gateway),
+        ("python -m llama_cpp.server", plain),
+    ):
+        print(
+            f"| {name} | {row['requests_per_s']} | {row['tokens_per_s']} | "
+            f"{row['tokens_per_request']} | {row['median_latency_ms']} |"
+        )
+    ratio = gateway["tokens_per_s"] / direct["tokens_per_s"]
+    per_token = [r["median_latency_ms"] / r["tokens_per_request"] for r in (gateway, direct)]
+    print(f"\nthroughput gateway / llama-server direct: {ratio:.3f} (target >= 0.95)")
+    print(
+        f"throughput gateway / llama_cpp.server: "
+        f"{gateway['tokens_per_s'] / plain['tokens_per_s']:.2f}x (target >= 2)"
+    )
+    print(
+        f"added median latency: {gateway['median_latency_ms'] - direct['median_latency_ms']:+.1f}"
+        f" ms; per completion token {per_token[0]:.1f} vs {per_token[1]:.1f} ms (target <= 5 ms)"
+    )
+    print(
+        f"cold start to first token: {gateway['cold_start_s']:.2f} s through the gateway vs "
+        f"{statistics.median(colds):.2f} s by hand"
+    )
 
 
 if __name__ == "__main__":

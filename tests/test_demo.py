@@ -44,6 +44,8 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "gateway stopped" in out
     assert "stage 8: essay channel" in out and "because of its preference 'essay-channel'" in out
     assert "a reviewer approved it as written" in out and "published unedited" in out
+    assert "stage 9: engine" in out and "the first request started the engine" in out
+    assert "8 concurrent requests answered" in out and "engine stopped by itself: stopped" in out
     assert "chain intact" in out
     assert "console account: operator, one-time password" in out
     assert "the console is served by" in out  # not a terminal: it does not stay running

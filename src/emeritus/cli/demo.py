@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from emeritus.cli.app import settings_of
+from emeritus.cli.demo_engine import stage_engine
 from emeritus.cli.interview import open_judge
 from emeritus.cli.models import print_checklist
 from emeritus.cli.output import console, count_progress, day
@@ -553,6 +554,7 @@ STAGES: list[tuple[str, Callable[[Demo], None]]] = [
         "essay channel: the retired model writes, a person approves, the site is published",
         stage_corner,
     ),
+    ("engine: served at engine speed, started on demand, stopped when idle", stage_engine),
 ]
 
 

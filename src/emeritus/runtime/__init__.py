@@ -36,6 +36,7 @@ from emeritus.runtime.engine_backends import (
     CommandEngineBackend,
     EngineBackend,
     LlamaServerBackend,
+    llama_server_argv,
 )
 from emeritus.runtime.engines import (
     Engine,
@@ -105,6 +106,7 @@ __all__ = [
     "deployment_of",
     "engine_states",
     "fingerprint_model",
+    "llama_server_argv",
     "open_backend",
     "open_preserved",
     "pair_distances",

@@ -245,30 +245,11 @@ class LlamaServerBackend(EngineBackend):
                 f"emeritus deploy {preserved.name} --backend NAME)"
             )
         settings = _settings(options)
-        binary = llama_server_binary(settings.get("binary"))
         logical = ggufs[0]["path"]
         path = preserved.content_file(logical)
         slots, context = int(settings["parallel"]), int(settings["context"])
-        argv = [
-            str(binary),
-            "--model", str(path),
-            "--alias", preserved.name,
-            "--host", "127.0.0.1",
-            "--port", "{port}",
-            "--parallel", str(slots),
-            "--ctx-size", str(slots * context),
-            "--threads", str(settings["threads"]),
-            "--threads-batch", str(settings["threads"]),
-            "--no-webui",
-            "--jinja",
-            "--seed", "0",
-            # As the embedded backend computes (llama-cpp-python's default): with flash
-            # attention the same weights answer greedy canaries differently from token 0.
-            "--flash-attn", "on" if settings.get("flash_attn") else "off",
-        ]  # fmt: skip
-        sleep_after = settings.get("sleep_after", SLEEP_AFTER)
-        if sleep_after:  # the engine frees the model's memory when idle, and reloads on use
-            argv += ["--sleep-idle-seconds", str(int(sleep_after))]
+        argv = llama_server_argv(path, preserved.name, settings)
+        binary = Path(argv[0])
         has_template = bool(_gguf_metadata(path).get("tokenizer.chat_template"))
         template = None if has_template else preserved.chat_template()
         if template is not None:
@@ -360,6 +341,35 @@ class CommandEngineBackend(EngineBackend):
         )
 
 
+def llama_server_argv(path: Path, name: str, options: Mapping[str, Any]) -> list[str]:
+    """The `llama-server` command line for the GGUF at `path` served as `name` (`{port}` is
+    filled at each start); `options` as a deployment's."""
+    settings = _settings(options)
+    binary = llama_server_binary(settings.get("binary"))
+    slots, context = int(settings["parallel"]), int(settings["context"])
+    argv = [
+        str(binary),
+        "--model", str(path),
+        "--alias", name,
+        "--host", "127.0.0.1",
+        "--port", "{port}",
+        "--parallel", str(slots),
+        "--ctx-size", str(slots * context),
+        "--threads", str(settings["threads"]),
+        "--threads-batch", str(settings["threads"]),
+        "--no-webui",
+        "--jinja",
+        "--seed", "0",
+        # As the embedded backend computes (llama-cpp-python's default): with flash attention
+        # the same weights answer greedy canaries differently from token 0.
+        "--flash-attn", "on" if settings.get("flash_attn") else "off",
+    ]  # fmt: skip
+    sleep_after = settings.get("sleep_after", SLEEP_AFTER)
+    if sleep_after:  # the engine frees the model's memory when idle, and reloads on use
+        argv += ["--sleep-idle-seconds", str(int(sleep_after))]
+    return argv
+
+
 def _words(template: str) -> list[str]:
     import shlex
 
@@ -432,21 +442,23 @@ def _reported_version(binary: str) -> str:
     return "unknown"
 
 
-def _gguf_metadata(path: Path) -> dict[str, Any]:
-    """The GGUF's scalar and string metadata (the tensor data is not read)."""
-    from gguf import GGUFReader
+@functools.lru_cache(maxsize=16)
+def _gguf_metadata(path: Path) -> dict[str, str]:
+    """The GGUF's metadata as llama.cpp reads it with its vocabulary only (0.1 s; the gguf
+    package's reader parses every array and takes seconds); the tensors are not read."""
+    import llama_cpp
 
-    reader = GGUFReader(str(path), "r")
-    found: dict[str, Any] = {}
-    for key, field in reader.fields.items():
-        if not field.types or len(field.data) != 1:
-            continue
-        part = field.parts[field.data[0]]
-        try:
-            found[key] = bytes(part).decode("utf-8") if field.types[0].name == "STRING" else part[0]
-        except (UnicodeDecodeError, IndexError, TypeError):
-            continue
-    return found
+    from emeritus.runtime.llamacpp import _silence_llama_logs
+
+    _silence_llama_logs(llama_cpp)
+    try:
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise LoadError(f"llama-server: cannot read {path.name}: {exc}") from None
+    try:
+        return dict(llm.metadata)
+    finally:
+        llm.close()
 
 
 def kv_cache_bytes(path: Path, tokens: int) -> int:
