@@ -367,3 +367,41 @@ def test_the_embedded_backend_and_llama_server_answer_the_canaries_token_for_tok
         embedded.close()
     assert {p.compared for p in partings} == {"token_ids"}
     assert [p.id for p in partings if p.first_difference is not None] == []
+
+
+def test_an_interview_runs_as_many_sessions_at_once_as_the_engine_has_slots(
+    tmp_path: Path,
+) -> None:
+    settings, _ = _home(
+        tmp_path / "home", {MODEL: Deployment("llama-server", options={"parallel": 2})}
+    )
+    home = ["--home", str(settings.home)]
+    facts = tmp_path / "facts.yaml"
+    facts.write_text(
+        "usage: a year as a small assistant\nreception: liked for its speed\n"
+        "successor: a larger model\nretire_on: 1 March 2027\n"
+    )
+    assert runner.invoke(app, [*home, "facts", MODEL, "--file", str(facts)]).exit_code == 0
+    framing = "interviewer=neutral,wording=neutral,disclosure=undisclosed,system_prompt=without"
+    done = runner.invoke(
+        app,
+        [
+            *home,
+            *("interview", MODEL, "--sessions", "2", "--max-tokens", "8"),
+            *("--framings", framing, "--json"),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["sessions"] == 2
+    with Store.open(settings) as store:
+        transcript = Archive(store).read_logical(MODEL, result["transcript"]).decode()
+    headers = [json.loads(line) for line in transcript.splitlines() if '"type":"session"' in line]
+    assert len(headers) == 2
+    backend = headers[0]["backend"]
+    assert backend["backend"] == "llama-server" and backend["slots"] == 2
+    log = (settings.home / "engines" / MODEL / "engine.log").read_text()
+    slots = {line.split("id")[1].split()[0] for line in log.splitlines() if "launch_slot_" in line}
+    assert len(slots) == 2  # both slots answered
+    state = json.loads((settings.home / "engines" / MODEL / "state.json").read_text())
+    assert state["state"] == "stopped"  # the command stopped its engine when it was done

@@ -9,6 +9,7 @@ from emeritus.interview.preflight_checks import check_server, preflight
 from emeritus.runtime import (
     Backend,
     Deployment,
+    EngineBackend,
     OpenAIBackend,
     backend_class,
     deployment_of,
@@ -16,6 +17,8 @@ from emeritus.runtime import (
     weights_entry,
 )
 from emeritus.store import human_day
+
+INTERVIEW_CONTEXT = 4096  # tokens: a conversation of `--context-chars` with room to answer
 
 if TYPE_CHECKING:
     from emeritus.archive import Archive
@@ -48,7 +51,19 @@ def open_interviewee(
     any weights are loaded."""
     preflight(archive, config)
     deployment = deployment_of(archive, config.model, override)
-    if not backend_class(deployment.backend).in_process:
+    cls = backend_class(deployment.backend)
+    if issubclass(cls, EngineBackend):
+        # A managed engine: as many sessions at once as it has slots, each conversation within
+        # a slot's context. Batching may change tokens, so the provenance names the engine and
+        # its slots (docs/design/engines.md); with one slot a run is reproducible.
+        context = max(INTERVIEW_CONTEXT, int(deployment.options.get("context", 0)))
+        engine, _size = open_preserved(archive, config.model, deployment, context=context)
+        provenance = {
+            "backend": engine.describe(),
+            "weights_sha256": weights_entry(archive, config.model)["sha256"],
+        }
+        return engine, provenance, workers or engine.slots or 1
+    if not cls.in_process:
         server, _size = open_preserved(archive, config.model, deployment)
         try:
             if isinstance(server, OpenAIBackend):
@@ -58,7 +73,7 @@ def open_interviewee(
             raise
         return server, {"backend": server.describe()}, workers or 4
     backend, _size = open_preserved(
-        archive, config.model, deployment, reuse_prefix=True, n_ctx=4096
+        archive, config.model, deployment, reuse_prefix=True, n_ctx=INTERVIEW_CONTEXT
     )
     provenance = {
         "backend": backend.describe(),
