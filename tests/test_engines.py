@@ -405,3 +405,20 @@ def test_an_interview_runs_as_many_sessions_at_once_as_the_engine_has_slots(
     assert len(slots) == 2  # both slots answered
     state = json.loads((settings.home / "engines" / MODEL / "state.json").read_text())
     assert state["state"] == "stopped"  # the command stopped its engine when it was done
+
+
+def test_a_comparison_runs_its_prompts_across_the_engines_slots(tmp_path: Path) -> None:
+    engine = Deployment("llama-server", options={"parallel": 2})
+    settings, _ = _home(tmp_path / "home", {"old-model": engine, "new-model": engine})
+    home = ["--home", str(settings.home)]
+    done = runner.invoke(
+        app, [*home, "compare", "old-model", "new-model", "--limit", "4", "--max-tokens", "8"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "migration guide" in done.output
+    for model in ("old-model", "new-model"):
+        log = (settings.home / "engines" / model / "engine.log").read_text()
+        slots = {
+            line.split("id")[1].split()[0] for line in log.splitlines() if "launch_slot_" in line
+        }
+        assert len(slots) == 2, model  # prompts answered side by side

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -283,12 +284,19 @@ def compare(
     seconds: dict[str, float] = {}
 
     def run(backend: Backend, system: str | None) -> list[dict[str, Any]]:
-        answers = []
-        for item in items:
-            answers.append(_answer(backend, item, system, params))
+        """Every prompt's answer, in order; as many at once as the backend has slots (a managed
+        engine batches them), else one after another."""
+
+        def one(item: Any) -> dict[str, Any]:
+            answer = _answer(backend, item, system, params)
             if advance:
                 advance(1)
-        return answers
+            return answer
+
+        if (backend.slots or 1) == 1:
+            return [one(item) for item in items]
+        with ThreadPoolExecutor(max_workers=backend.slots) as pool:
+            return list(pool.map(one, items))
 
     backend = opener(config.old)
     try:
