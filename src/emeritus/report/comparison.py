@@ -264,6 +264,28 @@ def _pairs(
     ]
 
 
+def _answers(
+    backend: Backend,
+    items: Sequence[PromptItem],
+    system: str | None,
+    params: Params,
+    advance: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """Every prompt's answer, in order; as many at once as the backend has slots (a managed
+    engine batches them), else one after another."""
+
+    def one(item: PromptItem) -> dict[str, Any]:
+        answer = _answer(backend, item, system, params)
+        if advance:
+            advance(1)
+        return answer
+
+    if (backend.slots or 1) == 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(max_workers=backend.slots) as pool:
+        return list(pool.map(one, items))
+
+
 def compare(
     archive: Archive,
     config: CompareConfig,
@@ -284,19 +306,7 @@ def compare(
     seconds: dict[str, float] = {}
 
     def run(backend: Backend, system: str | None) -> list[dict[str, Any]]:
-        """Every prompt's answer, in order; as many at once as the backend has slots (a managed
-        engine batches them), else one after another."""
-
-        def one(item: Any) -> dict[str, Any]:
-            answer = _answer(backend, item, system, params)
-            if advance:
-                advance(1)
-            return answer
-
-        if (backend.slots or 1) == 1:
-            return [one(item) for item in items]
-        with ThreadPoolExecutor(max_workers=backend.slots) as pool:
-            return list(pool.map(one, items))
+        return _answers(backend, items, system, params, advance)
 
     backend = opener(config.old)
     try:
