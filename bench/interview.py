@@ -5,8 +5,15 @@ Both sample alike (temperature 0.7, top-k 40, min-p 0.05, the same seeds) and re
 prompt prefix; throughput is completion tokens per second of wall time. Then the full standard
 protocol: one whole session, timed, and what the full framing grid would take at that pace.
 
+With --engine: the same sessions through the runner twice, in the same run: one after another
+on the embedded model (today's default), and as many at once as a managed `llama-server` has
+slots (`--parallel`, docs/design/engines.md); then what the full framing grid would take at the
+engine's pace (`--full-grid` runs it).
+
 Run: .venv/bin/python bench/interview.py [--sessions 2] [--threads 2]
+     [--engine --sessions 8 --parallel 8 [--full-grid]]
 Target (issue 5): runner / plain >= 0.95 tokens per second.
+Target (issue 17): the full 36-framing grid through the engine in at most 30 minutes.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from emeritus.archive import Archive
 from emeritus.interview import RunConfig, grid, load_protocol, plan, question_text, run_interview
 from emeritus.interview.findings import transcript
 from emeritus.lifecycle import Registry
+from emeritus.runtime import Deployment, open_preserved
 from emeritus.runtime.bundled import BUNDLED
-from emeritus.runtime.preserved import open_preserved
 from emeritus.store import Settings, Store
 
 MODEL = "smollm2-135m-instruct"
@@ -43,28 +50,49 @@ ONE_FRAMING = {
 }
 
 
-def ours(home: Path, sessions: int, threads: int, max_tokens: int) -> tuple[float, int]:
+def ours(
+    home: Path,
+    sessions: int,
+    threads: int,
+    max_tokens: int,
+    *,
+    engine: int = 0,
+    framings: dict[str, list[str]] | None = None,
+) -> tuple[float, int]:
+    """The runner's seconds and completion tokens; on a managed llama-server with `engine`
+    slots (as many sessions at once) when `engine` is given."""
     with Store.open(Settings.from_env({}, home=home)) as store:
         archive = Archive(store)
         config = RunConfig(
             MODEL,
             load_protocol("standard"),
             sessions,
-            tuple(grid(ONE_FRAMING)),
-            seed=7,
+            tuple(grid(ONE_FRAMING if framings is None else framings)),
+            seed=7 + engine,  # another run id: the engine run does not resume the embedded one
             max_tokens=max_tokens,
             facts=FACTS,
         )
-        backend, _ = open_preserved(
-            archive, MODEL, reuse_prefix=True, n_ctx=4096, n_threads=threads
-        )
+        if engine:
+            options = {"parallel": engine, "context": 4096, "threads": threads}
+            override = Deployment("llama-server", options=options, source="override")
+            backend, _ = open_preserved(archive, MODEL, override)
+        else:
+            backend, _ = open_preserved(
+                archive, MODEL, reuse_prefix=True, n_ctx=4096, n_threads=threads
+            )
         try:
             started = time.perf_counter()
-            run_interview(archive, config, backend, provenance={"backend": backend.describe()})
+            run_interview(
+                archive,
+                config,
+                backend,
+                provenance={"backend": backend.describe()},
+                workers=engine or 1,
+            )
             seconds = time.perf_counter() - started
         finally:
             backend.close()
-        _, lines = transcript(archive, MODEL)
+        _, lines = transcript(archive, MODEL, config.run_id)
     tokens = sum(line.get("tokens", 0) for line in lines if line.get("role") == "assistant")
     return seconds, tokens
 
@@ -117,7 +145,12 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--engine", action="store_true", help="embedded vs a managed engine")
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--full-grid", action="store_true", help="then the whole framing grid")
     args = parser.parse_args()
+    if args.engine:
+        return engine_main(args)
     with tempfile.TemporaryDirectory(prefix="emeritus-bench-") as tmp:
         gguf = BUNDLED[0].locate(Path(tmp))
         home = Path(tmp) / "home"
@@ -146,6 +179,49 @@ def main() -> int:
     )
     print(json.dumps({"ours": [round(ours_s, 2), ours_t], "plain": [round(plain_s, 2), plain_t]}))
     return 0 if ours_rate / plain_rate >= 0.95 else 1
+
+
+def engine_main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="emeritus-bench-") as tmp:
+        gguf = BUNDLED[0].locate(Path(tmp))
+        home = Path(tmp) / "home"
+        with Store.open(Settings.from_env({}, home=home)) as store:
+            Registry(store).add(MODEL)
+            Archive(store).preserve(MODEL, [gguf])
+        one_s, one_t = ours(home, args.sessions, args.threads, args.max_tokens)
+        many_s, many_t = ours(
+            home, args.sessions, args.threads, args.max_tokens, engine=args.parallel
+        )
+        full: tuple[float, int] | None = None
+        if args.full_grid:
+            framings = len(grid())
+            full = ours(
+                home, framings, args.threads, args.max_tokens, engine=args.parallel, framings={}
+            )
+    print(
+        f"### Interviews at engine speed ({args.sessions} sessions of the standard protocol, "
+        f"{args.threads} threads, max {args.max_tokens} tokens per answer)\n"
+    )
+    print("| run | seconds | completion tokens | tokens/s |\n|---|---:|---:|---:|")
+    print(
+        f"| runner, embedded llama.cpp, one session at a time | {one_s:.1f} | {one_t} | "
+        f"{one_t / one_s:.1f} |"
+    )
+    print(
+        f"| runner, managed llama-server, {args.parallel} sessions at once | {many_s:.1f} | "
+        f"{many_t} | {many_t / many_s:.1f} |"
+    )
+    print(f"\nspeed-up in wall time: {one_s / many_s:.2f}x")
+    per_session = many_s / args.sessions
+    print(
+        f"the full grid ({len(grid())} framings) at the engine's pace: about "
+        f"{len(grid()) * per_session / 60:.0f} min (target <= 30)"
+    )
+    if full is not None:
+        print(
+            f"the full grid through the engine, measured: {full[0] / 60:.1f} min, {full[1]} tokens"
+        )
+    return 0
 
 
 if __name__ == "__main__":
