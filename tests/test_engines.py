@@ -62,13 +62,26 @@ class Served:
             return [tuple(r) for r in rows]  # type: ignore[misc]
 
     def state(self, model: str = MODEL) -> dict[str, Any]:
-        return json.loads((self.home / "engines" / model / "state.json").read_text())
+        return state_of(self.home, model)
 
 
-def _home(root: Path, deployments: dict[str, Deployment]) -> tuple[Settings, str]:
+def state_of(home: Path, model: str) -> dict[str, Any]:
+    """The engine's state as its one supervisor (the gateway, or a command) wrote it."""
+    [path] = (home / "engines" / model).glob("state-*.json")
+    return json.loads(path.read_text())
+
+
+def log_of(home: Path, model: str) -> str:
+    return "".join(p.read_text() for p in (home / "engines" / model).glob("engine-*.log"))
+
+
+def _home(
+    root: Path, deployments: dict[str, Deployment], database_url: str | None = None
+) -> tuple[Settings, str]:
     """A home with the bundled SmolLM2 preserved under each name, deployed as given, and one
     principal holding a grant and a key for all of them."""
-    settings = Settings(home=root, database_url=f"sqlite:///{root}/emeritus.db", actor="tester")
+    url = database_url or f"sqlite:///{root}/emeritus.db"
+    settings = Settings(home=root, database_url=url, actor="tester")
     [smollm] = [b for b in BUNDLED if b.name == MODEL]
     with Store.open(settings) as store, tempfile.TemporaryDirectory() as scratch:
         registry, archive = Registry(store), Archive(store)
@@ -103,7 +116,7 @@ def _ask(client: openai.OpenAI, text: str, tokens: int = 16) -> str:
 def test_the_first_request_starts_the_engine_and_concurrent_requests_share_it(
     served: Served,
 ) -> None:
-    assert not (served.home / "engines" / MODEL / "state.json").exists()
+    assert not list((served.home / "engines").glob("*/state-*.json"))
     before = len(served.usage())
     answers: list[str] = []
     errors: list[BaseException] = []
@@ -127,7 +140,7 @@ def test_the_first_request_starts_the_engine_and_concurrent_requests_share_it(
     state = served.state()
     assert state["state"] == "ready" and state["slots"] == 4
     # The engine ran requests side by side: its log names more than one slot at work.
-    log = (served.home / "engines" / MODEL / "engine.log").read_text()
+    log = log_of(served.home, MODEL)
     slots = {line.split("id")[1].split()[0] for line in log.splitlines() if "launch_slot_" in line}
     assert len(slots) > 1, log[-2000:]
 
@@ -400,11 +413,12 @@ def test_an_interview_runs_as_many_sessions_at_once_as_the_engine_has_slots(
     assert len(headers) == 2
     backend = headers[0]["backend"]
     assert backend["backend"] == "llama-server" and backend["slots"] == 2
-    log = (settings.home / "engines" / MODEL / "engine.log").read_text()
+    log = log_of(settings.home, MODEL)
     slots = {line.split("id")[1].split()[0] for line in log.splitlines() if "launch_slot_" in line}
     assert len(slots) == 2  # both slots answered
-    state = json.loads((settings.home / "engines" / MODEL / "state.json").read_text())
-    assert state["state"] == "stopped"  # the command stopped its engine when it was done
+    assert (
+        state_of(settings.home, MODEL)["state"] == "stopped"
+    )  # the command stopped its engine when it was done
 
 
 def test_a_comparison_runs_its_prompts_across_the_engines_slots(tmp_path: Path) -> None:
@@ -417,8 +431,59 @@ def test_a_comparison_runs_its_prompts_across_the_engines_slots(tmp_path: Path) 
     assert done.exit_code == 0, done.output
     assert "migration guide" in done.output
     for model in ("old-model", "new-model"):
-        log = (settings.home / "engines" / model / "engine.log").read_text()
+        log = log_of(settings.home, model)
         slots = {
             line.split("id")[1].split()[0] for line in log.splitlines() if "launch_slot_" in line
         }
         assert len(slots) == 2, model  # prompts answered side by side
+
+
+def test_two_gateways_on_one_postgresql_each_supervise_their_own_engine(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    options = {"parallel": 2, "context": 512}
+    settings, key = _home(
+        tmp_path, {MODEL: Deployment("llama-server", options=options)}, postgres_url
+    )
+    answered: list[int] = []
+    failures: list[BaseException] = []
+
+    def hammer(base: str) -> None:
+        client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=120)
+        for i in range(6):
+            try:
+                answer = client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"Count to {i + 2}."}],
+                    max_tokens=8,
+                )
+                assert answer.usage is not None
+                answered.append(answer.usage.total_tokens)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+    with (
+        gateway(tmp_path, database_url=postgres_url) as a,
+        gateway(tmp_path, database_url=postgres_url) as b,
+    ):
+        threads = [threading.Thread(target=hammer, args=(base,)) for base in (a, b, a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        states = sorted(
+            (json.loads(p.read_text()) for p in (tmp_path / "engines" / MODEL).glob("state-*")),
+            key=lambda s: s["supervisor"],
+        )
+    assert not failures, failures
+    assert len(answered) == 24
+    # Two supervisors, two engines, on two ports; each gateway forwarded to its own.
+    assert len(states) == 2 and states[0]["supervisor"] != states[1]["supervisor"]
+    assert states[0]["port"] != states[1]["port"]
+    with Store.open(settings) as store, store.transaction() as session:
+        started = [e.payload for e in list_events(session, kind="runtime.engine_started")]
+        rows = session.execute(
+            sa.text("SELECT count(*), sum(prompt_tokens + completion_tokens) FROM access_usage")
+        ).one()
+    assert len(started) == 2 and started[0]["pid"] != started[1]["pid"]
+    assert tuple(rows) == (24, sum(answered))  # one row per request, the tokens the clients saw

@@ -1,8 +1,8 @@
 """`emeritus engines`: the managed engines the gateways of this home run (docs/design/engines.md).
 
-Each supervisor keeps its engine's state in HOME/engines/MODEL/state.json and its log in
-engine.log beside it; these commands read them. Exit status of `logs` and `stop`: 3 when the
-model has no engine here.
+Each supervising process (a gateway, or a command that ran the model) keeps its engine's state in
+HOME/engines/MODEL/state-PID.json and its log in engine-PID.log beside it; these commands read
+them. Exit status of `logs` and `stop`: 3 when the model has no engine here.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ def _states(ctx: typer.Context) -> list[dict[str, Any]]:
     return engine_states(settings_of(ctx).home)
 
 
-def _folder(ctx: typer.Context, model: str) -> Path:
-    folder = settings_of(ctx).home / "engines" / model
-    if "/" in model or model in ("", ".", "..") or not (folder / "state.json").is_file():
+def _of(ctx: typer.Context, model: str) -> tuple[Path, list[dict[str, Any]]]:
+    """The model's engine folder and its engines' states, newest first."""
+    states = [s for s in _states(ctx) if s.get("model") == model]
+    if "/" in model or model in ("", ".", "..") or not states:
         raise NotFound(f"{model} has no managed engine in this home")
-    return folder
+    states.sort(key=lambda s: str(s.get("updated", "")), reverse=True)
+    return settings_of(ctx).home / "engines" / model, states
 
 
 @engines_app.command("list")
@@ -46,7 +48,7 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if not states:
         console.print("no managed engines have run from this home")
         return
-    table = Table("model", "kind", "state", "pid", "port", "slots", "last failure")
+    table = Table("model", "kind", "state", "pid", "port", "slots", "supervisor", "last failure")
     for s in states:
         pid = f"{s['pid']}" + ("" if s["alive"] else " (ended)") if s.get("pid") else "-"
         table.add_row(
@@ -56,6 +58,7 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
             pid,
             str(s.get("port") or "-"),
             str(s.get("slots", "-")),
+            str(s.get("supervisor", "-")),
             s.get("failure") or "",
         )
     console.print(table)
@@ -67,10 +70,12 @@ def logs(
     model: Annotated[str, typer.Argument(help="The model whose engine's log to show.")],
     lines: Annotated[int, typer.Option(help="How many of the last lines.")] = 40,
 ) -> None:
-    """The end of a model's engine log (every start is marked with a === line)."""
+    """The end of a model's engine log, of the engine updated last (every start is marked with
+    a === line)."""
     if lines < 1:
         raise InvalidInput(f"--lines must be at least 1, not {lines}")
-    log = _folder(ctx, model) / "engine.log"
+    folder, states = _of(ctx, model)
+    log = folder / str(states[0].get("log", ""))
     if not log.is_file():
         raise NotFound(f"{model}'s engine has written no log yet")
     with log.open("rb") as handle:
@@ -86,13 +91,14 @@ def stop(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="The model whose engine to stop.")],
 ) -> None:
-    """Stop a model's engine now (SIGTERM). Its gateway records the stop and starts the engine
-    again on the next request; an engine whose gateway has gone is stopped for good."""
+    """Stop a model's engines now (SIGTERM), those of every gateway of this home. A gateway
+    records the stop and starts its engine again on the next request; an engine whose gateway
+    has gone is stopped for good."""
     from emeritus.runtime import stop_engine
 
-    folder = _folder(ctx, model)
-    state = next((s for s in _states(ctx) if s["model"] == model), None)
-    if state is None or not state["alive"] or not stop_engine(folder, int(state["pid"])):
+    folder, states = _of(ctx, model)
+    stopped = [int(s["pid"]) for s in states if s["alive"] and stop_engine(folder, int(s["pid"]))]
+    if not stopped:
         console.print(f"{model}'s engine is not running")
         return
-    console.print(f"stopped {model}'s engine (pid {state['pid']})")
+    console.print(f"stopped {model}'s engine (pid {', '.join(map(str, stopped))})")

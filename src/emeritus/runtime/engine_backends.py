@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import string
 import subprocess
@@ -22,6 +23,7 @@ from emeritus.runtime.engines import Engine, EngineCommand
 from emeritus.runtime.llamacpp import default_threads
 from emeritus.runtime.openai import OpenAIBackend
 from emeritus.runtime.prompts import TRANSCRIPT
+from emeritus.store import atomic_write
 
 if TYPE_CHECKING:
     from emeritus.runtime.deployment import Deployment
@@ -83,7 +85,7 @@ class EngineBackend(Backend):
         self.engine = Engine(
             preserved.name,
             command,
-            folder=store.settings.home / "engines" / preserved.name,
+            folder=_engine_folder(preserved),
             slots=self.slots,
             health_timeout=float(settings["health_timeout"]),
             port=settings.get("port"),
@@ -253,10 +255,9 @@ class LlamaServerBackend(EngineBackend):
         has_template = bool(_gguf_metadata(path).get("tokenizer.chat_template"))
         template = None if has_template else preserved.chat_template()
         if template is not None:
-            folder = preserved.archive.store.settings.home / "engines" / preserved.name
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
-            argv += ["--chat-template-file", str(folder / "chat_template.jinja")]
+            written = _engine_folder(preserved) / f"chat_template-{os.getpid()}.jinja"
+            atomic_write(written, template.encode("utf-8"))
+            argv += ["--chat-template-file", str(written)]
         prompt_format = settings.get("prompt_format") or (
             "chat" if has_template or template else TRANSCRIPT
         )
@@ -386,10 +387,17 @@ def _fields(template: str) -> set[str]:
 def _linked_folder(preserved: PreservedModel) -> Path:
     """A folder of links to every preserved file at its logical path (for servers that take a
     Hugging Face directory), under the engine's folder in the home; the archive is not copied."""
-    folder = preserved.archive.store.settings.home / "engines" / preserved.name / "model"
+    folder = _engine_folder(preserved) / f"model-{os.getpid()}"
     if folder.exists():
         shutil.rmtree(folder)
     return preserved.link_into(folder)
+
+
+def _engine_folder(preserved: PreservedModel) -> Path:
+    """HOME/engines/MODEL: its engines' state, logs and the files made for them."""
+    folder = preserved.archive.store.settings.home / "engines" / preserved.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def llama_server_binary(given: object = None) -> Path:

@@ -33,7 +33,10 @@ MAX_BACKOFF = 60.0
 CRASH_MEMORY = 600.0  # a crash this long after the last one starts the backoff again at 1 s
 PORT_RETRIES = 3  # starts on a new free port when another process took the one chosen
 LOG_TAIL = 20  # lines of the engine's log kept in a failure's event
-STOP_MARKER = "stop-requested"  # written by `emeritus engines stop`: the pid it stopped
+# Files in HOME/engines/MODEL, one set per supervising process (two gateways on one home each
+# supervise their own engine): its state, its engine's log; and the marker `emeritus engines
+# stop` leaves for the engine it stopped.
+STATE_FILE, LOG_FILE, STOP_MARKER = "state-{pid}.json", "engine-{pid}.log", "stop-{pid}"
 
 
 class EngineState(StrEnum):
@@ -124,7 +127,11 @@ class Engine:
 
     @property
     def log_path(self) -> Path:
-        return self.folder / "engine.log"
+        return self.folder / LOG_FILE.format(pid=os.getpid())
+
+    @property
+    def state_path(self) -> Path:
+        return self.folder / STATE_FILE.format(pid=os.getpid())
 
     @property
     def base_url(self) -> str:
@@ -326,13 +333,11 @@ class Engine:
     def _operator_stopped(self, pid: int) -> bool:
         """Whether `emeritus engines stop` asked this process to end (its marker names the
         pid); the marker is removed."""
-        marker = self.folder / STOP_MARKER
-        try:
-            asked = marker.read_text(encoding="ascii").strip() == str(pid)
-        except OSError:
+        marker = self.folder / STOP_MARKER.format(pid=pid)
+        if not marker.exists():
             return False
         marker.unlink(missing_ok=True)
-        return asked
+        return True
 
     # -- state, logs, events
 
@@ -344,7 +349,7 @@ class Engine:
         return "\n".join(text.splitlines()[-lines:])
 
     def _write_state(self) -> None:
-        """(lock held) HOME/engines/MODEL/state.json, for `emeritus engines list`."""
+        """(lock held) HOME/engines/MODEL/state-PID.json, for `emeritus engines list`."""
         state = {
             "model": self.model,
             "kind": self.command.kind,
@@ -356,9 +361,10 @@ class Engine:
             "failure": self.failure,
             "crashes": self.crashes,
             "updated": iso(utc_now()),
+            "log": self.log_path.name,
         }
         try:
-            atomic_write(self.folder / "state.json", json.dumps(state, indent=1).encode() + b"\n")
+            atomic_write(self.state_path, json.dumps(state, indent=1).encode() + b"\n")
         except OSError:
             log.warning("cannot write the state of %s's engine", self.model)
 
@@ -378,13 +384,14 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def stop_engine(folder: Path, pid: int) -> bool:
-    """Ask the engine `pid` of the supervisor keeping `folder` to stop (`emeritus engines stop`):
+    """Ask the engine `pid` of a supervisor keeping `folder` to stop (`emeritus engines stop`):
     the marker says it was asked, then SIGTERM. False when it was not running."""
-    atomic_write(folder / STOP_MARKER, f"{pid}\n".encode())
+    marker = folder / STOP_MARKER.format(pid=pid)
+    atomic_write(marker, b"")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        (folder / STOP_MARKER).unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
         return False
     return True
 
@@ -393,7 +400,7 @@ def engine_states(home: Path) -> list[dict[str, Any]]:
     """Every engine's last recorded state under HOME/engines, with whether its process and its
     supervisor are alive."""
     found = []
-    for path in sorted((home / "engines").glob("*/state.json")):
+    for path in sorted((home / "engines").glob("*/" + STATE_FILE.format(pid="*"))):
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
