@@ -177,6 +177,45 @@ def test_kill_9_mid_stream_is_an_error_event_metered_and_the_next_request_restar
     assert served.state()["pid"] != pid
 
 
+def test_a_client_that_disconnects_cancels_the_engines_work_and_is_metered(
+    served: Served,
+) -> None:
+    _ask(served.client(), "Hello")
+    port = served.state()["port"]
+    before = len(served.usage())
+    with httpx.stream(
+        "POST",
+        f"{served.base}/chat/completions",
+        headers={"Authorization": f"Bearer {served.key}"},
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Write a very long story about ships."}],
+            "max_tokens": 500,
+            "stream": True,
+        },
+        timeout=60,
+    ) as response:
+        chunks = 0
+        for line in response.iter_lines():
+            chunks += line.startswith("data:")
+            if chunks == 4:
+                break  # and hang up
+    deadline = time.monotonic() + 15
+    while True:  # the engine's own view of its slots: none still generating
+        slots = httpx.get(f"http://127.0.0.1:{port}/slots", timeout=5).json()
+        if not any(s.get("is_processing") for s in slots):
+            break
+        assert time.monotonic() < deadline, slots
+        time.sleep(0.1)
+    while len(served.usage()) == before:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [(status, prompt, completion)] = served.usage()[before:]
+    assert status == 499 and prompt > 0 and 0 < completion < 500
+    # The engine was told: llama-server logs the cancelled task when its client hangs up.
+    assert "cancel task" in log_of(served.home, MODEL)
+
+
 def test_an_idle_engine_stops_after_its_keep_alive_and_starts_again(served: Served) -> None:
     _ask(served.client(), "Hello")
     pid = served.state()["pid"]
