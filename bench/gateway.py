@@ -173,7 +173,7 @@ def run_gateway(
         wait_ready(f"{base}/models", process, {401})
         requests = args.requests * (8 if mock else 1)
         started = time.perf_counter()  # a managed engine starts on this first request
-        asyncio.run(load(base, key, MODEL, requests=1, clients=1, max_tokens=1))
+        first_answer(base, key)
         cold = time.perf_counter() - started
         asyncio.run(load(base, key, MODEL, requests=4, clients=1, max_tokens=4))  # warm up
         measured = asyncio.run(
@@ -190,6 +190,23 @@ def run_gateway(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def first_answer(base: str, key: str) -> None:
+    """One request, sent again after `Retry-After` while the engine starts (503), as a client
+    should."""
+    deadline = time.monotonic() + 900
+    while True:
+        response = httpx.post(
+            f"{base}/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1},
+            timeout=900,
+        )
+        if response.status_code != 503 or time.monotonic() > deadline:
+            response.raise_for_status()
+            return
+        time.sleep(float(response.headers.get("Retry-After", "1")))
 
 
 def run_direct_engine(gguf: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
@@ -272,7 +289,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", action="store_true", help="serve through llama-server")
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--vllm", action="store_true", help="the safetensors model on vLLM")
     args = parser.parse_args()
+    if args.vllm:
+        vllm_main(args)
+        return
     if args.engine:
         engine_main(args)
         return
@@ -369,6 +390,88 @@ def engine_main(args: argparse.Namespace) -> None:
     print(
         f"cold start to first token: {gateway['cold_start_s']:.2f} s through the gateway vs "
         f"{statistics.median(colds):.2f} s by hand"
+    )
+
+
+def vllm_main(args: argparse.Namespace) -> None:
+    """The converted safetensors SmolLM2 on a managed vLLM through the gateway, against the
+    same vLLM command (as the deployment builds it) started by hand; one round each (vLLM takes
+    a minute or more to start)."""
+    from emeritus.runtime import converted_dir, open_preserved
+
+    options = {"parallel": args.parallel, "context": 1024, "kv_cache_gib": 1, "threads": 2}
+    with tempfile.TemporaryDirectory() as scratch:
+        home = Path(scratch)
+        settings = Settings(home=home, database_url=f"sqlite:///{home}/emeritus.db", actor="b")
+        with Store.open(settings) as store:
+            Registry(store).add(MODEL)
+            archive = Archive(store)
+            archive.preserve(MODEL, [converted_dir()])
+            deploy(store, MODEL, Deployment("vllm", options=options))
+            Principals(store).add("bench", tier="research")
+            Grants(store).grant("bench", MODEL, terms=check_terms(30, 10**12, "day", 10**6))
+            key = Keys(store).create("bench", [MODEL]).key
+            backend, _ = open_preserved(archive, MODEL)
+            command = backend.engine.command
+        port = free_port()
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command.at(port),
+            env={**os.environ, **command.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}/v1"
+        try:
+            deadline = time.monotonic() + 900
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("vLLM did not start")
+                time.sleep(0.5)
+            asyncio.run(load(base, "none", MODEL, requests=1, clients=1, max_tokens=1))
+            cold = time.perf_counter() - started
+            asyncio.run(load(base, "none", MODEL, requests=4, clients=1, max_tokens=4))
+            direct = asyncio.run(
+                load(
+                    base,
+                    "none",
+                    MODEL,
+                    requests=args.requests,
+                    clients=args.clients,
+                    max_tokens=args.max_tokens,
+                )
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+        gateway = run_gateway(home, key, args)
+    print(json.dumps({"vllm": direct | {"cold_start_s": round(cold, 1)}, "gateway": gateway}))
+    print(
+        "\n| run | requests/s | tokens/s | tokens/request | median latency (ms) |"
+        "\n|---|---:|---:|---:|---:|"
+    )
+    for name, row in (
+        (f"vLLM-CPU direct (--max-num-seqs {args.parallel})", direct),
+        ("emeritus serve -> managed vLLM-CPU", gateway),
+    ):
+        print(
+            f"| {name} | {row['requests_per_s']} | {row['tokens_per_s']} | "
+            f"{row['tokens_per_request']} | {row['median_latency_ms']} |"
+        )
+    ratio = gateway["tokens_per_s"] / direct["tokens_per_s"]
+    print(f"\nthroughput gateway / vLLM direct: {ratio:.3f} (target >= 0.95)")
+    print(
+        f"added median latency: {gateway['median_latency_ms'] - direct['median_latency_ms']:+.1f}"
+        " ms"
+    )
+    print(
+        f"cold start to first token: {gateway['cold_start_s']:.1f} s through the gateway vs "
+        f"{cold:.1f} s by hand"
     )
 
 

@@ -369,6 +369,7 @@ def test_an_engines_size_is_its_weights_and_kv_cache_and_it_reports_token_ids(
     assert done.token_ids is not None and len(done.token_ids) == done.usage.completion_tokens
     runtime = backend.describe()
     assert runtime["backend"] == "llama-server" and runtime["slots"] == 2
+    assert backend.context_length() == 2048  # the engine's own word (/props), per slot
     assert "commit" in runtime["version"] and "GGML_NATIVE=OFF" in runtime["build_flags"]
 
 

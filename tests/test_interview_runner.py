@@ -161,3 +161,14 @@ def _real_interview(archive: Archive) -> None:
     assert lines[0]["backend"]["backend"] == "llamacpp" and result.version == 2
     plan_doc = json.loads(archive.read_logical("smol", f"interviews/{result.run_id}/plan.json"))
     assert plan_doc["config"]["seed"] == 1
+
+
+def test_the_conversation_window_fits_the_context_a_server_tells() -> None:
+    from emeritus.interview.runner import fitted
+
+    config = RunConfig("m", load_protocol("standard"), 1, tuple(grid()), max_tokens=96)
+    assert fitted(config, None) is config and fitted(config, 8192) is config
+    small = fitted(config, 1024)  # llama.cpp's server with 1,024 tokens a slot
+    assert small.context_chars == (1024 - 96 - 200) * 3 < config.context_chars
+    assert small.run_id == config.run_id  # the window is not part of the run's identity
+    assert fitted(config, 300).context_chars == 500  # never below a few exchanges

@@ -180,11 +180,12 @@ def print_behaviour(reports: list[BehaviourReport], as_json: bool) -> None:
                 )
                 continue
             for result in report.results:
+                unit = "token" if result.compared == "token_ids" else "character"
                 line = (
-                    "match"
+                    f"match ({result.compared})"
                     if result.match
                     else (
-                        f"MISMATCH at token {result.first_difference}: expected "
+                        f"MISMATCH at {unit} {result.first_difference}: expected "
                         f"{result.expected[:40]!r}, got {result.got[:40]!r}"
                     )
                 )

@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emeritus.archive import Archive
@@ -83,6 +83,7 @@ def run_interview(
     progress: Progress | None = None,
 ) -> RunResult:
     preflight(archive, config)  # preserved, every fact supplied: before anything is written
+    config = fitted(config, backend.context_length())
     folder = archive.settings.home / "interviews" / config.model / config.run_id
     planned = plan(
         config.protocol, sessions=config.sessions, framings=config.framings, seed=config.seed
@@ -147,6 +148,23 @@ def run_interview(
     return RunResult(
         config.run_id, len(planned), len(done), len(lines), version, f"{base}/transcript.jsonl"
     )
+
+
+# Characters per token, low for English, so that a window of characters fits the tokens told.
+CHARS_PER_TOKEN = 3
+SYSTEM_ROOM = 200  # tokens for the chat template's own text and the system prompt's margin
+
+
+def fitted(config: RunConfig, context: int | None) -> RunConfig:
+    """The run with its conversation window (`context_chars`) shrunk to fit the context the
+    backend tells (a server's `max_model_len` or `n_ctx`), leaving room for an answer; as it is
+    where the backend does not tell. The window is not part of the run's identity."""
+    if not context:
+        return config
+    room = (context - config.max_tokens - SYSTEM_ROOM) * CHARS_PER_TOKEN
+    if room >= config.context_chars:
+        return config
+    return replace(config, context_chars=max(500, room))
 
 
 _lock = threading.Lock()

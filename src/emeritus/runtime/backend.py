@@ -150,6 +150,11 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """The runtime a fingerprint records: backend, version, build flags, threads."""
 
+    def context_length(self) -> int | None:
+        """Tokens of context one request may use (prompt and answer), where the backend can
+        tell; None where it cannot (a server that does not say)."""
+        return None
+
     def wait_ready(self, timeout: float | None = None) -> None:  # noqa: B027 - loaded is ready
         """Return once the backend can answer; a managed engine starts here and raises
         `EngineUnavailable` when it is not ready within `timeout` seconds (its own start

@@ -132,6 +132,9 @@ class EngineBackend(Backend):
     def occupies(self) -> int:
         return self.memory
 
+    def context_length(self) -> int | None:
+        return self.upstream().context_length()
+
     def isolation(self, request: ChatRequest) -> tuple[dict[str, Any], Callable[[], None]]:
         """The request fields that keep the engine's prompt cache within the request's cache
         scope, and what to do once it is answered. By default nothing: an engine that cannot

@@ -62,6 +62,7 @@ class CanaryResult:
     first_difference: int | None  # index of the first differing token (or character)
     expected: str
     got: str
+    compared: str = "text"  # "token_ids" where the fingerprint and the replay both have them
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +71,7 @@ class CanaryResult:
             "first_difference": self.first_difference,
             "expected": self.expected,
             "got": self.got,
+            "compared": self.compared,
         }
 
 
@@ -128,11 +130,13 @@ def replay(backend: Backend, document: dict[str, Any], *, name: str) -> Behaviou
         answer: Completion = backend.chat(canary_request(canary["prompt"]))
         expected_ids, got_ids = canary.get("token_ids"), answer.token_ids
         if expected_ids is not None and got_ids is not None:
-            difference = _first_difference(list(expected_ids), list(got_ids))
-        else:
-            difference = _first_difference(canary["text"], answer.text)
+            compared, difference = "token_ids", _first_difference(list(expected_ids), list(got_ids))
+        else:  # a server that gives no ids (llama-cpp-python's): the text, and it says so
+            compared, difference = "text", _first_difference(canary["text"], answer.text)
         report.results.append(
-            CanaryResult(canary["id"], difference is None, difference, canary["text"], answer.text)
+            CanaryResult(
+                canary["id"], difference is None, difference, canary["text"], answer.text, compared
+            )
         )
     return report
 

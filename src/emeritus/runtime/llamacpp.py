@@ -377,6 +377,9 @@ class LlamaCppBackend(Backend):
     def chat(self, request: ChatRequest) -> Completion:
         return collect(self.stream_chat(request))
 
+    def context_length(self) -> int:
+        return self.n_ctx
+
     def count_prompt_tokens(self, request: ChatRequest) -> int | None:
         return len(self.tokenize_prompt(self.prompt(request.messages)))
 

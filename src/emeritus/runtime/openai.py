@@ -97,6 +97,7 @@ class OpenAIBackend(Backend):
         self.prompt_format = prompt_format
         self.structured = "json_schema"  # how this server takes a JSON schema; learnt on refusal
         self.logprobs = True  # whether it gives the tokens' ids (`logprobs`); learnt on refusal
+        self._context: int | None = None  # its context per request, once asked (0: untold)
         # The model's own control-token strings, beside the common spellings, that a message
         # content must not carry to the server intact.
         self.special_tokens = tuple(special_tokens)
@@ -300,6 +301,29 @@ class OpenAIBackend(Backend):
         body = {"content": text, "add_special": True, "parse_special": True}
         answer = self._tokenize("/tokenize", body)
         return None if answer is None else len(answer["tokens"])
+
+    def context_length(self) -> int | None:
+        """The context the server gives one request, where it tells: vLLM's `max_model_len` in
+        `GET /models`, llama.cpp's server's per-slot `n_ctx` in `GET /props`. One attempt
+        each; None where neither answers (llama-cpp-python's server, hosted APIs)."""
+        import httpx
+
+        if self._context is not None:
+            return self._context or None
+        self._context = 0
+        try:
+            for entry in self.client.get("/models").json().get("data", []):
+                if entry.get("id") == self.model and isinstance(entry.get("max_model_len"), int):
+                    self._context = int(entry["max_model_len"])
+                    return self._context
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            pass
+        try:
+            props = self.client.get(self.root + "/props").json()
+            self._context = int(props["default_generation_settings"]["n_ctx"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+        return self._context or None
 
     def served_models(self) -> list[str] | None:
         """The model ids `GET /models` lists, or None when the server gives no such list (no
