@@ -527,3 +527,23 @@ def test_two_gateways_on_one_postgresql_each_supervise_their_own_engine(
         ).one()
     assert len(started) == 2 and started[0]["pid"] != started[1]["pid"]
     assert tuple(rows) == (24, sum(answered))  # one row per request, the tokens the clients saw
+
+
+def test_an_engine_stopped_while_it_starts_leaves_no_process(tmp_path: Path) -> None:
+    """The pool may let a model go while its engine is still starting (the budget, shutdown):
+    the supervisor stops there, and nothing is left running."""
+    import sys
+
+    from emeritus.runtime import Engine, EngineState, EngineUnavailable
+    from emeritus.runtime.engines import EngineCommand
+
+    command = EngineCommand("command", (sys.executable, "-c", "import time; time.sleep(600)"))
+    engine = Engine("m", command, folder=tmp_path, slots=1, health_timeout=60)
+    with pytest.raises(EngineUnavailable, match="starting"):
+        engine.ensure(0.5)
+    assert engine.state is EngineState.STARTING and engine.process is not None
+    pid = engine.process.pid
+    engine.stop("budget", wait=2)
+    assert engine.state is EngineState.STOPPED and engine.process is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

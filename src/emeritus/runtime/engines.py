@@ -170,23 +170,27 @@ class Engine:
         """Stop the engine (SIGTERM, SIGKILL after `wait` seconds) and wait for its end. The
         pool calls this only once no request uses the model."""
         with self._cond:
-            process = self.process
-            if process is None or process.poll() is not None:
-                if self.state is not EngineState.CRASHED:
-                    self.state = EngineState.STOPPED
-                return
+            if self.state in (EngineState.STOPPED, EngineState.CRASHED):
+                return  # no process (a crashed one has been reaped)
+            # Starting (perhaps before its process exists: the supervising thread checks this
+            # at each step and stops there), ready, or already draining.
             self._stop_reason = reason
-            self.state = EngineState.DRAINING
-            self._write_state()
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            process.wait(wait)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        with self._cond:  # the watcher records the stop; wait for it, briefly
-            self._cond.wait_for(lambda: self.state is not EngineState.DRAINING, 5.0)
+            process = self.process
+            if self.state is EngineState.READY:
+                self.state = EngineState.DRAINING
+                self._write_state()
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                process.wait(wait)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        with self._cond:  # the supervising thread records the stop; wait for it, briefly
+            self._cond.wait_for(
+                lambda: self.state in (EngineState.STOPPED, EngineState.CRASHED), wait + 5.0
+            )
 
     # -- the supervising thread
 
@@ -213,6 +217,12 @@ class Engine:
             if problem:
                 self._crashed(f"was not started: {problem}", "runtime.engine_failed", None)
                 return
+        if self._stop_reason is not None:  # stopped before there was anything to start
+            with self._cond:
+                self.state = EngineState.STOPPED
+                self._write_state()
+                self._cond.notify_all()
+            return
         if self.fixed_port is not None and port_taken(self.fixed_port):
             self._crashed(
                 f"was not started: port {self.fixed_port} is taken by another process",
@@ -226,10 +236,10 @@ class Engine:
             problem = self._wait_healthy(process)
             if problem is None:
                 break
+            _kill(process)
             if self._stop_reason is not None:
                 self._ended(process)
                 return
-            _kill(process)
             if self.fixed_port is None and "address already in use" in self._tail().lower():
                 continue  # another process took the free port in between: another one
             self._crashed(problem, "runtime.engine_failed", process)
