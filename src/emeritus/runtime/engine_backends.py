@@ -237,6 +237,17 @@ class _Releasing(Iterator[Chunk]):
                 self._release()
 
 
+def _weights(preserved: PreservedModel, fmt: str, kind: str) -> list[dict[str, Any]]:
+    """The preserved weights of the format an engine reads; LoadError when there are none."""
+    found = preserved.weights_of(fmt)
+    if not found:
+        raise LoadError(
+            f"{kind}: {preserved.name} has no {'GGUF' if fmt == 'gguf' else fmt} weights "
+            f"(deploy it elsewhere: emeritus deploy {preserved.name} --backend NAME)"
+        )
+    return found
+
+
 def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     settings = {**DEFAULTS, **options}
     settings.setdefault("threads", default_threads())
@@ -265,12 +276,7 @@ class LlamaServerBackend(EngineBackend):
         cls, preserved: PreservedModel, deployment: Deployment, **options: Any
     ) -> LlamaServerBackend:
         cls.check_deployment(deployment)
-        ggufs = preserved.weights_of("gguf")
-        if not ggufs:
-            raise LoadError(
-                f"llama-server: {preserved.name} has no GGUF weights (deploy it elsewhere: "
-                f"emeritus deploy {preserved.name} --backend NAME)"
-            )
+        ggufs = _weights(preserved, "gguf", cls.kind)
         settings = _settings(options)
         logical = ggufs[0]["path"]
         path = preserved.content_file(logical)
@@ -313,12 +319,7 @@ class VllmBackend(EngineBackend):
         cls, preserved: PreservedModel, deployment: Deployment, **options: Any
     ) -> VllmBackend:
         cls.check_deployment(deployment)
-        shards = preserved.weights_of("safetensors")
-        if not shards:
-            raise LoadError(
-                f"vllm: {preserved.name} has no safetensors weights (deploy it elsewhere: "
-                f"emeritus deploy {preserved.name} --backend NAME)"
-            )
+        shards = _weights(preserved, "safetensors", cls.kind)
         settings = _settings({**VLLM_DEFAULTS, **options})
         slots, context = int(settings["parallel"]), int(settings["context"])
         launcher = _program(settings.get("binary"), "emeritus-vllm", "make engines")
