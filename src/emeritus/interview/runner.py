@@ -184,6 +184,7 @@ def _interview(
     header = _session_header(config, session, provenance)
     lines: list[dict[str, Any]] = [header, _line(session, "system", system, None, "system")]
     history: list[Message] = []
+    scope = _scope(backend, session)
     for number, question in enumerate(session.questions):
         item = protocol.item(question.item)
         text = question_text(item, question, facts)
@@ -199,7 +200,7 @@ def _interview(
             )
         )
         history.append(Message("user", text))
-        answer = _ask(backend, config, system, history, session.seed + number)
+        answer = _ask(backend, config, system, history, session.seed + number, scope)
         lines.append(
             _line(
                 session,
@@ -213,7 +214,8 @@ def _interview(
         )
         # Resamples answer the same prompt again; only the first answer carries the conversation.
         for k in range(1, config.resamples + 1):
-            again = _ask(backend, config, system, history, session.seed + number + RESAMPLE * k)
+            seed = session.seed + number + RESAMPLE * k
+            again = _ask(backend, config, system, history, seed, scope)
             lines.append(
                 _line(
                     session,
@@ -233,7 +235,8 @@ def _interview(
                 advance(1)
     if protocol.debrief:
         history.append(Message("user", protocol.debrief))
-        answer = _ask(backend, config, system, history, session.seed + len(session.questions))
+        seed = session.seed + len(session.questions)
+        answer = _ask(backend, config, system, history, seed, scope)
         lines += [
             _line(session, "user", protocol.debrief, None, "debrief"),
             _line(
@@ -279,8 +282,20 @@ def _session_header(
     }
 
 
+def _scope(backend: Backend, session: Session) -> str:
+    """Whose cached prefix a request may reuse: with several sessions at once (an engine's
+    slots) each session its own, so that each keeps to a slot holding its own conversation;
+    one after another, one scope, as the embedded model's single context has always had."""
+    return f"interview:{session.index}" if (backend.slots or 1) > 1 else "interview"
+
+
 def _ask(
-    backend: Backend, config: RunConfig, system: str, history: list[Message], seed: int
+    backend: Backend,
+    config: RunConfig,
+    system: str,
+    history: list[Message],
+    seed: int,
+    scope: str = "interview",
 ) -> Any:
     # The oldest exchanges give way first when the conversation outgrows the window.
     kept = list(history)
@@ -289,7 +304,7 @@ def _ask(
     request = ChatRequest(
         (Message("system", system), *kept),
         Params(max_tokens=config.max_tokens, temperature=config.temperature, seed=seed),
-        cache_scope="interview",  # one operator's conversation: its prefix may be reused
+        cache_scope=scope,  # one operator's conversation: its prefix may be reused
     )
     return backend.chat(request)
 
