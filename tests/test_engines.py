@@ -365,7 +365,8 @@ def test_an_engines_size_is_its_weights_and_kv_cache_and_it_reports_token_ids(
     weights = int(weights_entry(archive, MODEL)["size"])
     # SmolLM2-135M: 30 layers, 3 KV heads of 64: 2 x 30 x 4096 x 3 x 64 x 2 bytes of f16.
     assert backend.occupies() == weights + 2 * 30 * (2 * 2048) * 3 * 64 * 2
-    done = backend.chat(ChatRequest((Message("user", "Say hi."),), Params(max_tokens=8)))
+    asked = Params(max_tokens=8, token_ids=True)  # as the fingerprints ask
+    done = backend.chat(ChatRequest((Message("user", "Say hi."),), asked))
     assert done.token_ids is not None and len(done.token_ids) == done.usage.completion_tokens
     runtime = backend.describe()
     assert runtime["backend"] == "llama-server" and runtime["slots"] == 2

@@ -56,7 +56,8 @@ def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Archive, An
 
 def test_vllm_answers_with_token_ids_and_names_its_build(vllm: tuple[Archive, Any]) -> None:
     _, backend = vllm
-    done = backend.chat(ChatRequest((Message("user", "Say hi."),), Params(max_tokens=8)))
+    asked = Params(max_tokens=8, token_ids=True)  # as the fingerprints ask
+    done = backend.chat(ChatRequest((Message("user", "Say hi."),), asked))
     assert done.text and done.token_ids is not None
     assert len(done.token_ids) == done.usage.completion_tokens
     runtime = backend.describe()

@@ -292,8 +292,9 @@ class Admission:
             await asyncio.to_thread(settle, Outcome(503))
             wait = self.settings.queue_wait
             raise NoSlot(model, wait, max(1, math.ceil(wait)))
+        ready = self.pool.ready_backend(model)  # loaded and up: no thread, no wait
         try:
-            slots = await asyncio.to_thread(self._ready, model)
+            slots = ready.slots if ready else await asyncio.to_thread(self._ready, model)
         except asyncio.CancelledError:
             slot.release()
             threading.Thread(target=settle, args=(Outcome(CLIENT_GONE),), daemon=True).start()

@@ -49,6 +49,9 @@ class Params:
     # Structured output: the answer must be JSON matching this schema (a grammar on llama.cpp,
     # `response_format` on a server). The caller still validates what comes back.
     json_schema: Mapping[str, Any] | None = None
+    # Ask for the answer's token ids where that costs a server extra work (`logprobs`): the
+    # fingerprints do; in-process backends report them anyway.
+    token_ids: bool = False
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -154,6 +157,10 @@ class Backend(ABC):
         """Tokens of context one request may use (prompt and answer), where the backend can
         tell; None where it cannot (a server that does not say)."""
         return None
+
+    def is_ready(self) -> bool:
+        """Whether it can answer now, without waiting (a managed engine: it is up)."""
+        return True
 
     def wait_ready(self, timeout: float | None = None) -> None:  # noqa: B027 - loaded is ready
         """Return once the backend can answer; a managed engine starts here and raises

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from emeritus.errors import InvalidInput
 from emeritus.runtime.backend import Backend, ChatRequest, Chunk, Completion, LoadError, Params
-from emeritus.runtime.engines import Engine, EngineCommand
+from emeritus.runtime.engines import Engine, EngineCommand, EngineState
 from emeritus.runtime.llamacpp import default_threads
 from emeritus.runtime.openai import OpenAIBackend
 from emeritus.runtime.prompts import TRANSCRIPT
@@ -125,6 +125,9 @@ class EngineBackend(Backend):
                 )
                 self._upstream = current
             return current
+
+    def is_ready(self) -> bool:
+        return self.engine.state is EngineState.READY
 
     def wait_ready(self, timeout: float | None = None) -> None:
         self.upstream(self.start_wait if timeout is None else timeout)

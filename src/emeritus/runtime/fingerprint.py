@@ -18,7 +18,8 @@ FINGERPRINT_FORMAT = 1
 
 def canary_request(prompt: str) -> ChatRequest:
     return ChatRequest(
-        (Message("user", prompt),), Params(max_tokens=MAX_TOKENS, temperature=0.0, seed=0)
+        (Message("user", prompt),),
+        Params(max_tokens=MAX_TOKENS, temperature=0.0, seed=0, token_ids=True),
     )
 
 

@@ -175,7 +175,7 @@ class OpenAIBackend(Backend):
         }
         if stream:
             body["stream_options"] = {"include_usage": True}
-        elif self.logprobs:
+        elif self.logprobs and p.token_ids:
             # The chosen tokens' ids, for fingerprints (llama.cpp's server gives `id`, vLLM
             # with --return-tokens-as-token-ids `token_id:N`); one alternative is the least
             # a server returns them with.

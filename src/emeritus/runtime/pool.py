@@ -167,6 +167,14 @@ class ModelPool:
             finally:
                 entry.loading.release()
 
+    def ready_backend(self, model: str) -> Backend | None:
+        """The model's backend when it is loaded and can answer now, else None: the gateway's
+        way past the wait for a start on every request but the first."""
+        with self._guard:
+            entry = self._entries.get(model)
+            backend = entry.backend if entry is not None else None
+        return backend if backend is not None and backend.is_ready() else None
+
     def loaded(self) -> list[str]:
         with self._guard:
             return sorted(n for n, e in self._entries.items() if e.backend is not None)
