@@ -26,7 +26,7 @@ from emeritus.store import Settings, Store
 ADMIN = "emadmin_" + "f" * 40
 SERVED, OPEN = "served-model", "open-model"
 UNKNOWN = "emk_0123456789ab_" + "z" * 43
-PUBLIC = {("GET", "/v1/access/applications/{uid}")}
+PUBLIC = {("GET", "/v1/access/applications/{uid}"), ("GET", "/v1/deprecations")}
 MIN_REQUESTS = 2000
 pytestmark = pytest.mark.timeout(900)
 

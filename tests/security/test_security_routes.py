@@ -53,10 +53,11 @@ PUBLIC_PAGES = {
     "/console/invitation",
     "/console/static/console.css",
     "/essays/{model}/{path:path}",
+    "/deprecations",  # the public list of deprecations (docs/design/notices.md)
 }
 # The documented public API (docs/design/access.md): an application's random id is the
 # capability to read its state.
-PUBLIC_API = {("GET", "/v1/access/applications/{uid}")}
+PUBLIC_API = {("GET", "/v1/access/applications/{uid}"), ("GET", "/v1/deprecations")}
 SCHEMA = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # A valid body per route, so that only the key can refuse the request.
 BODIES: dict[str, dict[str, typing.Any]] = {

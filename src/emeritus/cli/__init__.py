@@ -28,7 +28,7 @@ from emeritus.cli.events import events_app
 from emeritus.cli.interview import analyze, annotate, interview
 from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
 from emeritus.cli.models import facts, models_app
-from emeritus.cli.notices import notices
+from emeritus.cli.notices import notices_app
 from emeritus.cli.protocols import protocols_app
 from emeritus.cli.report import decide_command, note, report
 from emeritus.cli.runtime import add_bundled, fingerprint, run
@@ -41,7 +41,7 @@ app.command("facts")(facts)
 app.command("deprecate")(deprecate)
 app.command("retire")(retire)
 app.add_typer(lifecycle_app, name="lifecycle")
-app.command("notices")(notices)
+app.add_typer(notices_app, name="notices")
 app.command("preserve")(preserve)
 app.command("verify")(verify_command)
 app.command("audit")(audit_command)

@@ -23,6 +23,7 @@ from rich.rule import Rule
 
 from emeritus.cli.app import settings_of
 from emeritus.cli.demo_engine import stage_engine
+from emeritus.cli.demo_notices import stage_notices
 from emeritus.cli.interview import open_judge
 from emeritus.cli.models import print_checklist
 from emeritus.cli.output import console, count_progress, day
@@ -550,6 +551,7 @@ STAGES: list[tuple[str, Callable[[Demo], None]]] = [
     ("migration guide: the successor compared side by side", stage_guide),
     ("report: the post-deployment report, with the team's notes and decisions", stage_report),
     ("access: apply, approve, and call the retired model through the gateway", stage_access),
+    ("notices: a webhook and a mailbox told, each user with its own figures", stage_notices),
     (
         "essay channel: the retired model writes, a person approves, the site is published",
         stage_corner,

@@ -10,6 +10,7 @@ from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, day, emit_json, when
 
 if TYPE_CHECKING:
+    from emeritus.lifecycle import Registry
     from emeritus.store import Store
 
 lifecycle_app = typer.Typer(
@@ -22,6 +23,13 @@ ForceOption = Annotated[
 ReasonOption = Annotated[
     str | None, typer.Option(help="Why: recorded in the event and the notice.", show_default=False)
 ]
+
+
+def _registry(store: Store) -> Registry:
+    # Every notice a command writes carries its deliveries (docs/design/notices.md).
+    from emeritus.notify import notifying_registry
+
+    return notifying_registry(store)
 
 
 def _publish(store: Store) -> None:
@@ -55,18 +63,22 @@ def deprecate(
     availability_after: Annotated[
         str, typer.Option(help="Availability once retired: none, restricted or public.")
     ] = "none",
+    tentative: Annotated[
+        bool,
+        typer.Option("--tentative", help="The date may still move: notices say so."),
+    ] = False,
     force: ForceOption = False,
     reason: ReasonOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Announce a model's retirement: set the date and successor, write a notice."""
-    from emeritus.lifecycle import Availability, Registry
+    from emeritus.lifecycle import Availability
     from emeritus.store import parse_when
 
     retire_at = parse_when(retire_on, what="retirement date")
     after = Availability.parse(availability_after)
     with open_store(ctx) as store:
-        info = Registry(store).deprecate(
+        info = _registry(store).deprecate(
             model,
             retire_at=retire_at,
             successor=successor,
@@ -74,6 +86,7 @@ def deprecate(
             force=force,
             reason=reason,
             availability_after=after,
+            tentative=tentative,
         )
         _publish(store)
         notices_dir = store.settings.notices_dir
@@ -102,11 +115,11 @@ def retire(
     as_json: JsonOption = False,
 ) -> None:
     """Retire a deprecated model whose date has come, or change a retired model's availability."""
-    from emeritus.lifecycle import Availability, Registry
+    from emeritus.lifecycle import Availability
 
     chosen = Availability.parse(availability) if availability else None
     with open_store(ctx) as store:
-        info, changed = Registry(store).retire(
+        info, changed = _registry(store).retire(
             model, availability=chosen, force=force, reason=reason
         )
         if changed:
@@ -130,18 +143,21 @@ def tick(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Retire every deprecated model whose date has passed, and anchor the event log when its
-    newest checkpoint is a day old (exit status 5 when the log does not verify). Idempotent;
-    safe from cron."""
+    """Retire every deprecated model whose date has passed, send the reminders that are due
+    and the outbox's deliveries, and anchor the event log when its newest checkpoint is a day
+    old (exit status 5 when the log does not verify). Idempotent; safe from cron."""
     from emeritus.archive import Anchor, Archive
-    from emeritus.lifecycle import Registry
+    from emeritus.notify import Sender
     from emeritus.store import parse_when, utc_now
 
     at = parse_when(now, what="--now") if now else utc_now()
     with open_store(ctx) as store:
-        retired = Registry(store).tick(now=at)
-        if retired:
+        registry = _registry(store)
+        retired = registry.tick(now=at)
+        reminded = registry.remind(now=at)
+        if retired or reminded:
             _publish(store)
+        sent = Sender(store).run(now=at if now else None)
         # At least daily: the events since the last checkpoint are the ones not yet anchored.
         anchored = Anchor(Archive(store)).take_if_older(now=at)
     if as_json:
@@ -149,17 +165,25 @@ def tick(
             {
                 "now": at.isoformat(),
                 "retired": [m.to_dict() for m in retired],
+                "reminders": [n.to_dict() for n in reminded],
+                "deliveries": sent.to_dict(),
                 "anchored": anchored.to_dict() if anchored else None,
             }
         )
         return
+    for n in reminded:
+        console.print(f"reminder: {n.title}")
+    if sent.sent or sent.failed or sent.dead:
+        console.print(
+            f"deliveries: sent {len(sent.sent)}, to retry {len(sent.failed)}, dead {len(sent.dead)}"
+        )
     for m in retired:
         console.print(
             f"retired [bold]{m.name}[/] (due {day(m.retire_at)}); availability {m.availability}"
         )
     if anchored is not None:
         console.print(f"event log anchored: new checkpoint at event {anchored.seq}")
-    if not retired:
+    if not (retired or reminded or sent.sent or sent.failed or sent.dead):
         console.print("nothing due")
 
 
@@ -173,12 +197,134 @@ def cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a deprecation: the model becomes active again, and a notice says so."""
-    from emeritus.lifecycle import Registry
-
     with open_store(ctx) as store:
-        info = Registry(store).cancel(model, reason=reason)
+        info = _registry(store).cancel(model, reason=reason)
         _publish(store)
     if as_json:
         emit_json(info.to_dict())
     else:
         console.print(f"deprecation of [bold]{info.name}[/] cancelled; it is active again")
+
+
+@lifecycle_app.command("postpone")
+def postpone(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="The deprecated model whose date moves.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The new retirement date (YYYY-MM-DD, 00:00 UTC) or ISO time with offset.",
+            show_default=False,
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option(help="Why the date moves: in the notice.", show_default=False)
+    ],
+    firm: Annotated[
+        bool | None,
+        typer.Option(
+            "--firm/--tentative",
+            help="Whether the new date is firm (default: as the old one was).",
+            show_default=False,
+        ),
+    ] = None,
+    notice_days: Annotated[
+        int | None,
+        typer.Option(help="Minimum notice when the date moves earlier.", show_default=False),
+    ] = None,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a deprecated model's retirement date, with one notice; the notice period applies
+    only when the date moves earlier. Reminders start over from the new date."""
+    from emeritus.store import parse_when
+
+    at = parse_when(to, what="--to")
+    with open_store(ctx) as store:
+        info = _registry(store).postpone(
+            model,
+            to=at,
+            reason=reason,
+            tentative=None if firm is None else not firm,
+            notice_days=notice_days,
+            force=force,
+        )
+        _publish(store)
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        console.print(
+            f"[bold]{info.name}[/] now retires {when(info.retire_at)}"
+            + ("" if info.retire_firm else " (tentative)")
+        )
+
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: tuple[int, ...] | list[int]) -> str:
+    """Requests per day as one line of block characters, scaled to the busiest day."""
+    top = max(counts, default=0)
+    if top == 0:
+        return _BARS[0] * len(counts)
+    return "".join(_BARS[0] if c == 0 else _BARS[max(1, round(c / top * 8))] for c in counts)
+
+
+@lifecycle_app.command("stragglers")
+def stragglers_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="A deprecated or retired model.")],
+    days: Annotated[int, typer.Option(min=1, max=365, help="How many days back to look.")] = 30,
+    as_json: JsonOption = False,
+) -> None:
+    """Who still calls a deprecated model: requests per day, tokens, the last call, and whether
+    they have called its successor yet."""
+    from rich.table import Table
+
+    from emeritus.notify import find_stragglers
+
+    with open_store(ctx) as store:
+        successor, found = find_stragglers(store, model, days=days)
+    if as_json:
+        emit_json(
+            {
+                "model": model,
+                "successor": successor,
+                "days": days,
+                "stragglers": [s.to_dict() for s in found],
+            }
+        )
+        return
+    if not found:
+        console.print(f"nobody called {model} in the last {days} days")
+        return
+    table = Table(
+        "principal",
+        "keys",
+        f"requests per day ({days} d, today last)",
+        "requests",
+        "tokens",
+        "last call",
+        f"called {successor}" if successor else "successor",
+    )
+    for s in found:
+        heir = (
+            "-"
+            if successor is None
+            else (
+                f"yes, {s.successor_requests} (last {day(s.successor_last_call)})"
+                if s.moved
+                else "no"
+            )
+        )
+        table.add_row(
+            s.principal,
+            ", ".join(s.keys),
+            sparkline(s.per_day),
+            str(s.requests),
+            str(s.tokens),
+            when(s.last_call),
+            heir,
+        )
+    console.print(table)

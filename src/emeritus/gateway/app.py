@@ -15,7 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emeritus import __version__
 from emeritus.errors import Conflict, EmeritusError, InvalidInput, NotFound
-from emeritus.gateway import access_api, console, console_access, console_watch, openai_api
+from emeritus.gateway import (
+    access_api,
+    console,
+    console_access,
+    console_watch,
+    deprecations,
+    openai_api,
+)
 from emeritus.gateway.admission import AdmissionSettings
 from emeritus.gateway.common import Admin, Current, EncodableJSONResponse, Gateway, error
 from emeritus.gateway.headers import SecurityHeaders
@@ -122,6 +129,7 @@ def create_app(
         return RedirectResponse("/console/sign-in", status_code=303)
 
     app.include_router(openai_api.router)
+    app.include_router(deprecations.router)
     app.include_router(access_api.router)
     app.include_router(console.router)
     app.include_router(console_access.router)

@@ -82,18 +82,73 @@ def compose_deprecation(
     assert model.announced_at is not None and model.retire_at is not None
     days = (model.retire_at - model.announced_at).days
     after = Availability(model.availability_after or Availability.NONE)
-    successor = model.successor.name if model.successor else None
-    title = f"{model.name} will be retired on {human_day(model.retire_at)}"
+    title = f"{model.name} will be retired on {human_day(model.retire_at)}" + _tentative(model)
     lines = [
         f"# {title}",
         "",
         f"{_label(model)} is deprecated as of {_day(model.announced_at)} and will be retired on "
         f"**{_day(model.retire_at)} at {model.retire_at:%H:%M} UTC** ({days} days' notice). "
         f"After that date {_AFTER[after]}.",
+        *_firmness(model),
         "",
         "## What you should do",
         "",
+        *_numbered(_steps(model, public_url)),
+        "",
+        "## Dates",
+        "",
+        *_dates(model),
     ]
+    if reason:
+        lines += ["", f"Note: {reason}"]
+    return title, "\n".join(lines) + "\n"
+
+
+def _tentative(model: ModelRecord) -> str:
+    return "" if model.retire_firm else " (tentative date)"
+
+
+def _firmness(model: ModelRecord) -> list[str]:
+    if model.retire_firm:
+        return []
+    return [
+        "",
+        "The date is **tentative**: it may still move, and a notice will say so if it does.",
+    ]
+
+
+def _numbered(steps: list[str]) -> list[str]:
+    return [f"{n}. {step}" for n, step in enumerate(steps, start=1)]
+
+
+def _dates(model: ModelRecord) -> list[str]:
+    assert model.announced_at is not None and model.retire_at is not None
+    after = Availability(model.availability_after or Availability.NONE)
+    firmness = "firm" if model.retire_firm else "tentative"
+    return [
+        "| | |",
+        "|---|---|",
+        f"| Announced | {iso(model.announced_at)} |",
+        f"| Retirement | {iso(model.retire_at)} ({firmness}) |",
+        f"| Successor | {_successor_line(model)} |",
+        f"| Availability after retirement | {after} |",
+    ]
+
+
+def _successor_line(model: ModelRecord) -> str:
+    heir = model.successor
+    if heir is None:
+        return "none named"
+    if heir.state == "deprecated" and heir.retire_at is not None:
+        return f"{heir.name} (itself deprecated: retires {human_day(heir.retire_at)})"
+    if heir.state == "retired":
+        return f"{heir.name} (itself retired)"
+    return heir.name
+
+
+def _steps(model: ModelRecord, public_url: str) -> list[str]:
+    after = Availability(model.availability_after or Availability.NONE)
+    successor = model.successor.name if model.successor else None
     if successor:
         steps = [
             f"Move to its successor, **{successor}**: try your prompts and workflows with it now, "
@@ -111,21 +166,93 @@ def compose_deprecation(
             "If your research depends on this model, apply for continued access before "
             "the retirement date."
         )
-    lines += [f"{n}. {step}" for n, step in enumerate(steps, start=1)]
-    lines += [
+    return steps
+
+
+def compose_reminder(model: ModelRecord, *, public_url: str, days: int) -> tuple[str, str]:
+    assert model.retire_at is not None
+    left = "tomorrow" if days == 1 else f"in {days} days"
+    title = f"Reminder: {model.name} retires {left}, on {human_day(model.retire_at)}"
+    title += _tentative(model)
+    lines = [
+        f"# {title}",
+        "",
+        f"{_label(model)} will be retired on **{_day(model.retire_at)} at "
+        f"{model.retire_at:%H:%M} UTC**.",
+        *_firmness(model),
+        "",
+        "## What you should do",
+        "",
+        *_numbered(_steps(model, public_url)),
         "",
         "## Dates",
         "",
-        "| | |",
-        "|---|---|",
-        f"| Announced | {iso(model.announced_at)} |",
-        f"| Retirement | {iso(model.retire_at)} |",
-        f"| Successor | {successor or 'none named'} |",
-        f"| Availability after retirement | {after} |",
+        *_dates(model),
     ]
-    if reason:
-        lines += ["", f"Note: {reason}"]
     return title, "\n".join(lines) + "\n"
+
+
+def compose_postponement(
+    model: ModelRecord, *, previous: datetime, public_url: str, reason: str
+) -> tuple[str, str]:
+    assert model.retire_at is not None
+    moved = "postponed" if model.retire_at > previous else "brought forward"
+    title = f"The retirement of {model.name} is {moved} to {human_day(model.retire_at)}"
+    title += _tentative(model)
+    lines = [
+        f"# {title}",
+        "",
+        f"{_label(model)} was to be retired on {_day(previous)}; it will now be retired on "
+        f"**{_day(model.retire_at)} at {model.retire_at:%H:%M} UTC**.",
+        *_firmness(model),
+        "",
+        f"Reason: {reason}",
+        "",
+        "## What you should do",
+        "",
+        *_numbered(_steps(model, public_url)),
+        "",
+        "## Dates",
+        "",
+        *_dates(model),
+    ]
+    return title, "\n".join(lines) + "\n"
+
+
+def compose_successor_change(model: ModelRecord, *, public_url: str) -> tuple[str, str]:
+    """To the users of a model whose successor has itself been deprecated."""
+    heir = model.successor
+    assert heir is not None and heir.retire_at is not None
+    title = f"{model.name}'s successor {heir.name} is itself deprecated"
+    lines = [
+        f"# {title}",
+        "",
+        f"{_label(model)} names **{heir.name}** as its successor. {heir.name} will itself be "
+        f"retired on **{_day(heir.retire_at)}**"
+        + (
+            f"; its successor is **{heir.successor.name}**."
+            if heir.successor
+            else "; it has no successor named yet."
+        ),
+        "",
+        "If you are moving your work, plan for the whole chain: "
+        + " → ".join(successor_chain(model))
+        + ".",
+        "",
+        f"Migration guide: {migration_url(public_url, model.name)}",
+    ]
+    return title, "\n".join(lines) + "\n"
+
+
+def successor_chain(model: ModelRecord, *, limit: int = 10) -> list[str]:
+    """The model, its successor, that one's successor, ...: stops at a repeat or `limit`."""
+    chain, seen = [model.name], {model.id}
+    current = model.successor
+    while current is not None and current.id not in seen and len(chain) < limit:
+        chain.append(current.name)
+        seen.add(current.id)
+        current = current.successor
+    return chain
 
 
 def compose_cancellation(model: ModelRecord, *, reason: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.errors import Conflict, InvalidInput, NotFound
+from emeritus.lifecycle.models import ModelInfo, require_model
 from emeritus.lifecycle.notices import (
     Notice,
     compose_availability,
     compose_cancellation,
     compose_deprecation,
+    compose_postponement,
+    compose_reminder,
     compose_retirement,
+    compose_successor_change,
     write_notices,
 )
+from emeritus.lifecycle.reminders import due_threshold, schedule_of
 from emeritus.lifecycle.states import (
     Availability,
     State,
@@ -36,85 +41,22 @@ from emeritus.lifecycle.tables import FactsRecord, ModelRecord, NoticeRecord
 from emeritus.store import Store, append_event, canonical_json, iso, sha256_digest, utc_now
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """A registered model as the interfaces show it."""
-
-    name: str
-    family: str
-    version: str
-    description: str
-    release_date: date | None
-    state: State
-    successor: str | None
-    announced_at: datetime | None
-    retire_at: datetime | None
-    retired_at: datetime | None
-    availability_after: Availability | None
-    availability: Availability | None
-    created_at: datetime
-
-    @classmethod
-    def from_record(cls, r: ModelRecord) -> ModelInfo:
-        return cls(
-            r.name,
-            r.family,
-            r.version,
-            r.description,
-            r.release_date,
-            State(r.state),
-            r.successor.name if r.successor else None,
-            r.announced_at,
-            r.retire_at,
-            r.retired_at,
-            Availability(r.availability_after) if r.availability_after else None,
-            Availability(r.availability) if r.availability else None,
-            r.created_at,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        def when(value: datetime | None) -> str | None:
-            return None if value is None else iso(value)
-
-        return {
-            "name": self.name,
-            "family": self.family,
-            "version": self.version,
-            "description": self.description,
-            "release_date": self.release_date.isoformat() if self.release_date else None,
-            "state": str(self.state),
-            "successor": self.successor,
-            "announced_at": when(self.announced_at),
-            "retire_at": when(self.retire_at),
-            "retired_at": when(self.retired_at),
-            "availability_after": self.availability_after and str(self.availability_after),
-            "availability": self.availability and str(self.availability),
-            "created_at": iso(self.created_at),
-        }
-
-
-def require_model(session: Session, name: str, *, lock: bool = False) -> ModelRecord:
-    """The registered model called NAME, or NotFound: the one lookup every package uses
-    (`lock` takes the row for update, for a change that must not race another)."""
-    query = select(ModelRecord).where(ModelRecord.name == name)
-    if lock:
-        query = query.with_for_update(of=ModelRecord)
-    record = session.scalars(query).unique().one_or_none()
-    if record is None:
-        raise NotFound(f"unknown model {name!r} (see `emeritus models list`)")
-    return record
-
-
 def _subject(name: str) -> str:
     return f"model:{name}"
+
+
+# Called inside the transaction that writes a notice: notice delivery's outbox hangs here, so a
+# notice is never committed without its deliveries (docs/design/notices.md).
+NoticeHook = Callable[[Session, NoticeRecord], None]
 
 
 class Registry:
     """Register models and move them through their lifecycle."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, on_notice: NoticeHook | None = None) -> None:
         self.store = store
         self.settings = store.settings
+        self.on_notice = on_notice
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -187,6 +129,7 @@ class Registry:
         force: bool = False,
         reason: str | None = None,
         availability_after: Availability = Availability.NONE,
+        tentative: bool = False,
         now: datetime | None = None,
     ) -> ModelInfo:
         now = now or utc_now()
@@ -208,6 +151,7 @@ class Registry:
             record.announced_at, record.retire_at = now, retire_at
             record.successor = heir
             record.availability_after = availability_after.value
+            record.retire_firm = not tentative
             session.flush()
             short = (retire_at - now).total_seconds() < notice_days * 86400
             self._event(
@@ -222,6 +166,7 @@ class Registry:
                     "successor": successor,
                     "notice_days_required": notice_days,
                     "availability_after": availability_after.value,
+                    "firm": not tentative,
                     "forced": short,
                     "reason": reason if short else None,
                 },
@@ -230,7 +175,97 @@ class Registry:
                 record, public_url=self.settings.public_url, reason=reason if short else None
             )
             self._notice(session, record, "deprecation", title, body, now)
+            self._tell_predecessors(session, record, now)
             return ModelInfo.from_record(record)
+
+    def postpone(
+        self,
+        name: str,
+        *,
+        to: datetime,
+        reason: str,
+        tentative: bool | None = None,
+        notice_days: int | None = None,
+        force: bool = False,
+        now: datetime | None = None,
+    ) -> ModelInfo:
+        """Move a deprecated model's retirement date, with one notice. The notice-period rule
+        applies only when the date moves earlier; `tentative` None keeps the date's firmness."""
+        if not reason.strip():
+            raise InvalidInput("moving a retirement date needs a --reason")
+        now = now or utc_now()
+        notice_days = self.settings.notice_days if notice_days is None else notice_days
+        with self.store.transaction() as session:
+            record = require_model(session, name, lock=True)
+            if record.state != State.DEPRECATED.value or record.retire_at is None:
+                raise Conflict(f"{name} is {record.state}: only a deprecated model's date moves")
+            previous = record.retire_at
+            if to == previous and (tentative is None or tentative != record.retire_firm):
+                raise Conflict(f"{name} already retires on {iso(previous)}")
+            if to <= now:
+                raise InvalidInput(f"the new retirement date {iso(to)} is not in the future")
+            if to < previous:
+                check_notice(
+                    announced=now,
+                    retire_at=to,
+                    notice_days=notice_days,
+                    force=force,
+                    reason=reason,
+                )
+            record.retire_at = to
+            if tentative is not None:
+                record.retire_firm = not tentative
+            session.flush()
+            self._event(
+                session,
+                "lifecycle.postponed",
+                name,
+                {
+                    "from_retire_at": iso(previous),
+                    "retire_at": iso(to),
+                    "firm": bool(record.retire_firm),
+                    "reason": reason,
+                },
+            )
+            title, body = compose_postponement(
+                record, previous=previous, public_url=self.settings.public_url, reason=reason
+            )
+            self._notice(session, record, "postponement", title, body, now)
+            return ModelInfo.from_record(record)
+
+    def remind(self, *, now: datetime | None = None) -> list[Notice]:
+        """Issue the reminders due before each deprecated model's retirement (thresholds in
+        `EMERITUS_NOTICE_REMINDERS`); idempotent per (schedule, threshold)."""
+        now = now or utc_now()
+        issued = []
+        with self.store.transaction() as session:
+            due = session.scalars(
+                select(ModelRecord)
+                .where(ModelRecord.state == State.DEPRECATED.value, ModelRecord.retire_at > now)
+                .order_by(ModelRecord.retire_at, ModelRecord.name)
+                .with_for_update(of=ModelRecord)
+            ).unique()
+            for record in list(due):
+                schedule = schedule_of(session, record)
+                days = due_threshold(session, record, schedule, now, self.settings.reminder_days)
+                if days is None:
+                    continue
+                title, body = compose_reminder(
+                    record, public_url=self.settings.public_url, days=days
+                )
+                notice = self._notice(
+                    session,
+                    record,
+                    "reminder",
+                    title,
+                    body,
+                    now,
+                    actor="system",
+                    schedule=schedule,
+                    threshold=days,
+                )
+                issued.append(Notice.from_record(notice))
+        return issued
 
     def cancel(self, name: str, *, reason: str, now: datetime | None = None) -> ModelInfo:
         if not reason.strip():
@@ -243,6 +278,7 @@ class Registry:
             record.state = State.ACTIVE.value
             record.announced_at = record.retire_at = None
             record.successor, record.availability_after = None, None
+            record.retire_firm = True
             session.flush()
             self._event(
                 session,
@@ -423,13 +459,23 @@ class Registry:
         now: datetime,
         *,
         actor: str | None = None,
-    ) -> None:
+        schedule: NoticeRecord | None = None,
+        threshold: int | None = None,
+    ) -> NoticeRecord:
         uid = str(uuid.uuid4())
-        session.add(
-            NoticeRecord(
-                uid=uid, model_id=record.id, kind=kind, title=title, body=body, published_at=now
-            )
+        notice = NoticeRecord(
+            uid=uid,
+            model_id=record.id,
+            kind=kind,
+            title=title,
+            body=body,
+            published_at=now,
+            schedule_id=schedule.id if schedule else None,
+            threshold_days=threshold,
         )
+        notice.model = record
+        session.add(notice)
+        session.flush()
         self._event(
             session,
             "notice.published",
@@ -442,6 +488,23 @@ class Registry:
             },
             actor=actor,
         )
+        if self.on_notice is not None:
+            self.on_notice(session, notice)
+        return notice
+
+    def _tell_predecessors(self, session: Session, record: ModelRecord, now: datetime) -> None:
+        """A model just deprecated may be the successor of others: their users hear of it."""
+        before = session.scalars(
+            select(ModelRecord)
+            .where(
+                ModelRecord.successor_id == record.id,
+                ModelRecord.state.in_((State.DEPRECATED.value, State.RETIRED.value)),
+            )
+            .order_by(ModelRecord.name)
+        ).unique()
+        for model in before:
+            title, body = compose_successor_change(model, public_url=self.settings.public_url)
+            self._notice(session, model, "successor", title, body, now)
 
     def _event(
         self,

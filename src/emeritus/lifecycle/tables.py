@@ -2,7 +2,16 @@
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from emeritus.store import Base, UTCDateTime
@@ -35,6 +44,8 @@ class ModelRecord(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     availability_after: Mapped[str | None] = mapped_column(String(16))
     availability: Mapped[str | None] = mapped_column(String(16))
+    # A tentative date may still move; notices say which (docs/design/lifecycle.md).
+    retire_firm: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     successor: Mapped["ModelRecord | None"] = relationship(
@@ -43,7 +54,12 @@ class ModelRecord(Base):
 
 
 class NoticeRecord(Base):
+    """A notice; also the outbox's root: `fanned_out_at` is set when its deliveries are written
+    (docs/design/notices.md). A reminder points at the schedule (the deprecation or postponement
+    that set the date) and names its threshold, unique per schedule."""
+
     __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("schedule_id", "threshold_days"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -52,6 +68,9 @@ class NoticeRecord(Base):
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
+    threshold_days: Mapped[int | None] = mapped_column(Integer)
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     model: Mapped[ModelRecord] = relationship(lazy="joined")
 

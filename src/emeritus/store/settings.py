@@ -13,6 +13,7 @@ import platformdirs
 from emeritus.errors import InvalidInput
 
 DEFAULT_NOTICE_DAYS = 60
+DEFAULT_REMINDER_DAYS = (90, 60, 30, 7, 1)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Settings:
       objects are written; default: `archive` in the home.
     - `reviewers` (`EMERITUS_REVIEWERS`): the operating-system accounts that may approve or veto
       essays from the CLI, comma-separated; default: none (reviews go through the console).
+    - `reminder_days` (`EMERITUS_NOTICE_REMINDERS`): days before a retirement at which
+      `lifecycle tick` sends a reminder, comma-separated; default `90,60,30,7,1`.
     """
 
     home: Path
@@ -39,6 +42,7 @@ class Settings:
     actor: str = "unknown"
     archive_root: Path | None = None
     reviewers: tuple[str, ...] = ()
+    reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
 
     @classmethod
     def from_env(
@@ -69,6 +73,7 @@ class Settings:
             if env.get("EMERITUS_ARCHIVE")
             else None,
             reviewers=_names(env.get("EMERITUS_REVIEWERS", "")),
+            reminder_days=_days(env.get("EMERITUS_NOTICE_REMINDERS")),
         )
 
     def with_actor(self, actor: str | None) -> Settings:
@@ -89,6 +94,22 @@ def _names(text: str) -> tuple[str, ...]:
         if len(name) > 100 or any(c.isspace() for c in name):
             raise InvalidInput(f"EMERITUS_REVIEWERS: {name[:40]!r} is not an account name")
     return names
+
+
+def _days(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return DEFAULT_REMINDER_DAYS
+    try:
+        days = sorted({int(part) for part in text.split(",") if part.strip()}, reverse=True)
+    except ValueError:
+        raise InvalidInput(
+            f"EMERITUS_NOTICE_REMINDERS must be whole numbers of days, comma-separated, "
+            f"not {text!r}"
+        ) from None
+    if any(d < 0 or d > 3650 for d in days):
+        raise InvalidInput("EMERITUS_NOTICE_REMINDERS: each threshold is 0 to 3650 days")
+    # Day 0 is the retirement notice itself, sent by the tick that retires the model.
+    return tuple(d for d in days if d > 0)
 
 
 def _login_name() -> str:
