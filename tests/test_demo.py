@@ -42,9 +42,14 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
     assert "stage 7: access" in out and "is refused: 401" in out
     assert "the openai client asked" in out and "usage: 1 request" in out
     assert "gateway stopped" in out
-    assert "stage 8: essay channel" in out and "because of its preference 'essay-channel'" in out
+    assert "stage 8: notices" in out and "outbox sent: 3 deliveries, 0 to retry" in out
+    assert f"webhook (signature checked): {OLD}'s successor {NEW} is itself deprecated" in out
+    assert f"mail to ada@example.org: {OLD}'s successor" in out
+    assert "requests in the last 7 days: 1" in out
+    assert f"still calling {OLD}: dr-ada, 1 request in 30 days, called {NEW}: not yet" in out
+    assert "stage 9: essay channel" in out and "because of its preference 'essay-channel'" in out
     assert "a reviewer approved it as written" in out and "published unedited" in out
-    assert "stage 9: engine" in out and "the first request started the engine" in out
+    assert "stage 10: engine" in out and "the first request started the engine" in out
     assert "8 concurrent requests answered" in out and "engine stopped by itself: stopped" in out
     assert "chain intact" in out
     assert "console account: operator, one-time password" in out
@@ -53,7 +58,7 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         registry = Registry(store)
         old = registry.get(OLD)
         assert old.state is State.RETIRED and old.availability is Availability.RESTRICTED
-        assert old.successor == NEW and registry.get(NEW).state is State.ACTIVE
+        assert old.successor == NEW and registry.get(NEW).state is State.DEPRECATED
         with store.transaction() as session:
             assert verify_chain(session).ok
         archive = Archive(store)

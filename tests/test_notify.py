@@ -332,7 +332,8 @@ def test_a_tick_after_a_gap_sends_only_the_most_urgent_reminder(store: Store) ->
     registry.add("old", now=NOW)
     registry.deprecate("old", retire_at=NOW + timedelta(days=100), now=NOW)
     issued = registry.remind(now=NOW + timedelta(days=95))  # 90, 60, 30 and 7 all passed
-    assert [n.title.split(",")[0] for n in issued] == ["Reminder: old retires in 7 days"]
+    # Five days left: the 7-day reminder, late, counting the days that are left.
+    assert [n.title.split(",")[0] for n in issued] == ["Reminder: old retires in 5 days"]
     assert registry.remind(now=NOW + timedelta(days=96)) == []
     assert [n.title.split(",")[0] for n in registry.remind(now=NOW + timedelta(days=99))] == [
         "Reminder: old retires tomorrow"

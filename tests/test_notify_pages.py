@@ -149,3 +149,57 @@ def test_the_notices_group_and_its_refusals(
     # The subscriber came after the notice: its deliveries were written with the notice, to the
     # recipients of that moment, so there are none.
     assert _cli(home, "notices", "deliveries").strip() == "no deliveries"
+
+
+def test_a_year_of_weekly_ticks_with_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lifecycle tick --now` once a week for a year, as a weekly cron would: every due
+    reminder once (late, counting the days left), then the retirement, each mailed once to the
+    operator and to the principal holding a grant, with her figures."""
+    from notice_receivers import serve_mailbox
+
+    home = tmp_path / "h"
+    for box in serve_mailbox():
+        monkeypatch.setenv("EMERITUS_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("EMERITUS_SMTP_PORT", str(box.port))
+        start = utc_now()
+        _cli(home, "models", "add", "old")
+        _cli(home, "models", "add", "new")
+        _cli(
+            home,
+            "access",
+            "principals",
+            "add",
+            "ana",
+            "--tier",
+            "paid",
+            "--contact",
+            "ana@co.example",
+        )
+        with Store.open(Settings.from_env(home=home)) as store:
+            Grants(store).grant("ana", "old", terms=check_terms(365, 10**6, "day", 60))
+        _cli(home, "notices", "subscribe", "--email", "ops@emeritus.example")
+        retire = (start + timedelta(days=150)).date().isoformat()
+        _cli(home, "deprecate", "old", "--retire-on", retire, "--successor", "new", "--tentative")
+        ticks = [
+            json.loads(
+                _cli(
+                    home,
+                    "lifecycle",
+                    "tick",
+                    "--json",
+                    "--now",
+                    (start + timedelta(days=7 * week)).isoformat(),
+                )
+            )
+            for week in range(1, 53)
+        ]
+        kinds = [n["kind"] for n in json.loads(_cli(home, "notices", "list", "--json"))]
+        assert kinds == ["deprecation"] + ["reminder"] * 4 + ["retirement"]
+        assert sum(len(t["reminders"]) for t in ticks) == 4
+        assert sum(len(t["retired"]) for t in ticks) == 1
+        subjects = [(m["To"], m["Subject"]) for m in box.messages]
+        assert len(subjects) == 12 and len(set(subjects)) == 12
+        reminder = next(m for m in box.to("ana@co.example") if "Reminder" in m["Subject"])
+        assert "(tentative date)" in reminder["Subject"]
+        assert "requests in the last 30 days: 0" in reminder.get_content()
+        assert "Your use of this model" not in box.to("ops@emeritus.example")[0].get_content()

@@ -105,6 +105,7 @@ def stage_notices(demo: Demo) -> None:
     successor, found = find_stragglers(store, OLD)
     for s in found:
         demo.say(
-            f"still calling {OLD}: {s.principal}, {s.requests} requests in 30 days, "
+            f"still calling {OLD}: {s.principal}, {s.requests} "
+            f"request{'' if s.requests == 1 else 's'} in 30 days, "
             f"called {successor}: {'yes' if s.moved else 'not yet'}"
         )

@@ -86,7 +86,8 @@ def list_models(
             m.family,
             m.version,
             str(m.state),
-            day(m.retired_at or m.retire_at),
+            day(m.retired_at or m.retire_at)
+            + ("" if m.retired_at or m.retire_firm else " (tentative)"),
             m.successor or "-",
             str(m.availability or m.availability_after or "-"),
         )
@@ -135,9 +136,9 @@ def show(
         ("description", info.description or "-"),
         ("released", info.release_date.isoformat() if info.release_date else "-"),
         ("state", str(info.state)),
-        ("successor", info.successor or "-"),
+        ("successor", " → ".join(info.successor_chain) or "-"),
         ("announced", when(info.announced_at)),
-        ("retires", when(info.retire_at)),
+        ("retires", when(info.retire_at) + ("" if info.retire_firm else " (tentative)")),
         ("retired", when(info.retired_at)),
         (
             "availability",

@@ -255,7 +255,12 @@ def model_page(model: str, gateway: Current, me: Me, before: str | None = None) 
         info=info,
         retired=human_day(info.retired_at)
         if info.retired_at
-        else (f"planned for {human_day(info.retire_at)}" if info.retire_at else "not planned"),
+        else (
+            f"planned for {human_day(info.retire_at)}"
+            + ("" if info.retire_firm else " (tentative: it may still move)")
+            if info.retire_at
+            else "not planned"
+        ),
         items=checklist(gateway.store, model),
         links=links,
         analysis=latest_analysis(gateway.store, model),

@@ -38,6 +38,7 @@ def model_entry(info: ModelInfo) -> dict[str, Any]:
         "state": str(info.state),
         "deprecated_at": unix(info.announced_at),
         "retire_at": unix(info.retire_at),
+        "retire_firm": info.retire_firm if info.retire_at and not info.retired_at else None,
         "retired_at": unix(info.retired_at),
         "successor": info.successor,
         "availability": str(info.availability) if info.availability else None,

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.errors import NotFound
+from emeritus.lifecycle.notices import successor_chain
 from emeritus.lifecycle.states import Availability, State
 from emeritus.lifecycle.tables import ModelRecord
 from emeritus.store import iso
@@ -33,6 +34,7 @@ class ModelInfo:
     availability: Availability | None
     created_at: datetime
     retire_firm: bool = True
+    successor_chain: tuple[str, ...] = ()  # the successor, its successor, ...
 
     @classmethod
     def from_record(cls, r: ModelRecord) -> ModelInfo:
@@ -51,6 +53,7 @@ class ModelInfo:
             Availability(r.availability) if r.availability else None,
             r.created_at,
             bool(r.retire_firm) if r.retire_firm is not None else True,
+            tuple(successor_chain(r)[1:]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +71,7 @@ class ModelInfo:
             "announced_at": when(self.announced_at),
             "retire_at": when(self.retire_at),
             "retire_firm": self.retire_firm if self.retire_at else None,
+            "successor_chain": list(self.successor_chain),
             "retired_at": when(self.retired_at),
             "availability_after": self.availability_after and str(self.availability_after),
             "availability": self.availability and str(self.availability),

@@ -7,7 +7,7 @@ A notice is composed and stored with the transition that causes it; the files un
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +169,11 @@ def _steps(model: ModelRecord, public_url: str) -> list[str]:
     return steps
 
 
-def compose_reminder(model: ModelRecord, *, public_url: str, days: int) -> tuple[str, str]:
+def compose_reminder(model: ModelRecord, *, public_url: str, now: datetime) -> tuple[str, str]:
+    """A reminder, counting the days actually left (a tick after a gap sends it late)."""
     assert model.retire_at is not None
-    left = "tomorrow" if days == 1 else f"in {days} days"
+    days = -(-(model.retire_at - now) // timedelta(days=1))  # whole days, rounded up
+    left = "tomorrow" if days <= 1 else f"in {days} days"
     title = f"Reminder: {model.name} retires {left}, on {human_day(model.retire_at)}"
     title += _tentative(model)
     lines = [

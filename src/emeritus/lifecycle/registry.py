@@ -251,7 +251,7 @@ class Registry:
                 if days is None:
                     continue
                 title, body = compose_reminder(
-                    record, public_url=self.settings.public_url, days=days
+                    record, public_url=self.settings.public_url, now=now
                 )
                 notice = self._notice(
                     session,
