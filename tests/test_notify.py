@@ -422,3 +422,24 @@ def test_backoff_grows_with_jitter_and_a_ceiling() -> None:
     waits = [backoff(n, rng=rng).total_seconds() for n in range(1, 10)]
     assert 15 <= waits[0] <= 30 and 30 <= waits[1] <= 60 and all(w <= 3600 for w in waits)
     assert len({round(backoff(3).total_seconds()) for _ in range(20)}) > 1
+
+
+def test_a_run_stops_claiming_when_its_budget_is_spent(store: Store) -> None:
+    """Ten deliveries to a receiver that takes 0.5 s each: a 1-second budget sends a few and
+    leaves the rest pending for the next run, instead of stalling for five seconds."""
+    import time
+
+    Registry(store).add("old", now=NOW)
+    Registry(store).add("new", now=NOW)
+    config = _config()
+    for slow in serve_webhook(Webhook(delay=0.5)):
+        for n in range(10):
+            _, secret = Subscribers(store, config).subscribe(webhook=f"{slow.url}?n={n}", now=NOW)
+            slow.secrets.append(secret or "")
+        _deprecate(store, config)
+        started = time.monotonic()
+        first = Sender(store, config).run(now=NOW, budget=1.0)
+        assert time.monotonic() - started < 2.5
+        assert 1 <= len(first.sent) <= 3
+        rest = Sender(store, config).run(now=NOW)
+        assert len(first.sent) + len(rest.sent) == 10

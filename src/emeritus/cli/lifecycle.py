@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from emeritus.lifecycle import Registry
     from emeritus.store import Store
 
+# A tick sends for at most this long; the rest goes on the next tick (docs/design/notices.md).
+TICK_SEND_BUDGET_S = 30.0
+
 lifecycle_app = typer.Typer(
     help="Scheduled lifecycle work and cancellations.", no_args_is_help=True
 )
@@ -157,7 +160,7 @@ def tick(
         reminded = registry.remind(now=at)
         if retired or reminded:
             _publish(store)
-        sent = Sender(store).run(now=at if now else None)
+        sent = Sender(store).run(now=at if now else None, budget=TICK_SEND_BUDGET_S)
         # At least daily: the events since the last checkpoint are the ones not yet anchored.
         anchored = Anchor(Archive(store)).take_if_older(now=at)
     if as_json:

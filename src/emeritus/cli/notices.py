@@ -173,6 +173,12 @@ def subscribers_command(ctx: typer.Context, as_json: JsonOption = False) -> None
 def send_command(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, help="Send at most this many.")] = 100,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="Claim no new delivery after this many seconds.", show_default=False
+        ),
+    ] = None,
     retry_dead: Annotated[
         bool, typer.Option("--retry-dead", help="Put dead letters back in the queue first.")
     ] = False,
@@ -190,7 +196,7 @@ def send_command(
 
     at = parse_when(now, what="--now") if now else None
     with open_store(ctx) as store:
-        report = Sender(store).run(now=at, limit=limit, retry_dead=retry_dead)
+        report = Sender(store).run(now=at, limit=limit, budget=budget, retry_dead=retry_dead)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -65,9 +65,17 @@ class Sender:
         self.config = config or DeliveryConfig.from_env()
 
     def run(
-        self, *, now: datetime | None = None, limit: int = 100, retry_dead: bool = False
+        self,
+        *,
+        now: datetime | None = None,
+        limit: int = 100,
+        budget: float | None = None,
+        retry_dead: bool = False,
     ) -> SendReport:
+        """Send up to `limit` due deliveries, claiming no new one after `budget` seconds (so
+        that slow receivers cannot stall a tick: what is left goes on the next run)."""
         report = SendReport()
+        stop = time.monotonic() + budget if budget is not None else None
         with self.store.transaction() as session:
             report.fanned_out = fan_out_pending(
                 session, settings=self.store.settings, config=self.config
@@ -79,6 +87,8 @@ class Sender:
                     .values(state="pending", tries=0, next_attempt_at=now or utc_now())
                 )
         for _ in range(limit):
+            if stop is not None and time.monotonic() >= stop:
+                break
             at = now or utc_now()
             claim = self._claim(at)
             if claim is None:
