@@ -27,7 +27,7 @@ from emeritus.gateway.common import Current
 from emeritus.gateway.console import Me, page
 from emeritus.gateway.console_pages import PAGE_ROWS, cursor, event_page
 from emeritus.interview import load_findings
-from emeritus.report import bar_chart
+from emeritus.report import CURRENCY, Chart, bar_chart, money_labels
 from emeritus.store import human_day, human_minute, iso, list_events, utc_now
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -91,6 +91,40 @@ def archive_page(gateway: Current, me: Me) -> HTMLResponse:
     return page("archive.html", me=me, objects=objects)
 
 
+def _amount(total: float, money: bool) -> str:
+    return money_labels([total])[0] if money else f"{total:g}"
+
+
+def _usage_charts(gateway: Current) -> list[Chart]:
+    """Requests and estimated cost per day and model, the last USAGE_DAYS days up to today."""
+    today = utc_now()
+    days = [iso(today - timedelta(days=n))[:10] for n in range(USAGE_DAYS - 1, -1, -1)]
+    by_model = daily_usage(gateway.store, since=today - timedelta(days=USAGE_DAYS))
+    charts: list[Chart] = []
+    if not by_model:
+        return charts
+    for measure, unit in (("requests", "requests"), ("cost", "estimated cost")):
+        series = {
+            model: [per_day.get(d, {}).get(measure, 0) for d in days]
+            for model, per_day in sorted(by_model.items())
+        }
+        money = measure == "cost"
+        charts.append(
+            bar_chart(
+                f"{unit.capitalize()} per day, last {USAGE_DAYS} days (UTC)",
+                [d[5:] for d in days],
+                series,
+                # Prices name no currency: CURRENCY is the sign for one that is not named.
+                ylabel=f"{unit} ({CURRENCY}, the price's currency)" if money else unit,
+                money=CURRENCY if money else None,
+                whole=not money,
+                alt=f"{unit} per day and model: "
+                + "; ".join(f"{m} {_amount(sum(v), money)}" for m, v in series.items()),
+            )
+        )
+    return charts
+
+
 @router.get("/usage", response_class=HTMLResponse)
 def usage_page(
     gateway: Current, me: Me, page_number: str | None = Query(None, alias="page")
@@ -100,27 +134,7 @@ def usage_page(
         number = cursor(page_number, "page") or 1
     except InvalidInput as exc:
         return page("usage.html", 400, me=me, message=str(exc), charts=[], totals=[], denials=[])
-    today = utc_now()
-    days = [iso(today - timedelta(days=n))[:10] for n in range(USAGE_DAYS - 1, -1, -1)]
-    by_model = daily_usage(gateway.store, since=today - timedelta(days=USAGE_DAYS))
-    charts = []
-    if by_model:
-        labels = [d[5:] for d in days]
-        for measure, unit in (("requests", "requests"), ("cost", "estimated cost")):
-            series = {
-                model: [per_day.get(d, {}).get(measure, 0) for d in days]
-                for model, per_day in sorted(by_model.items())
-            }
-            charts.append(
-                bar_chart(
-                    f"{unit.capitalize()} per day, last {USAGE_DAYS} days (UTC)",
-                    labels,
-                    series,
-                    ylabel=unit,
-                    alt=f"{unit} per day and model: "
-                    + "; ".join(f"{m} {sum(v):g}" for m, v in series.items()),
-                )
-            )
+    charts = _usage_charts(gateway)
     totals = [
         t.to_dict()
         for t in usage_totals(gateway.store, limit=PAGE_ROWS + 1, offset=(number - 1) * PAGE_ROWS)

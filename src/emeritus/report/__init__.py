@@ -5,7 +5,7 @@ HTML page with embedded charts, and JSON. Charts and the page shell are shared.
 Specs: docs/design/report.md, docs/design/migration-guide.md."""
 
 from emeritus.report.access_score import recommend
-from emeritus.report.charts import PALETTE, Chart, bar_chart, interval_chart
+from emeritus.report.charts import CURRENCY, PALETTE, Chart, bar_chart, interval_chart, money_labels
 from emeritus.report.comparison import CompareConfig, check_models, compare
 from emeritus.report.decisions import (
     DECISIONS,
@@ -33,6 +33,7 @@ from emeritus.report.retirement_checklist import ChecklistItem, checklist
 from emeritus.report.tables import DecisionRecord, NoteRecord
 
 __all__ = [
+    "CURRENCY",
     "DECISIONS",
     "GUIDE_FORMAT",
     "HABITS",
@@ -64,6 +65,7 @@ __all__ = [
     "interval_chart",
     "load_prompt_set",
     "migration_guide",
+    "money_labels",
     "notes",
     "publish_guide",
     "publish_report",

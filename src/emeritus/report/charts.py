@@ -1,10 +1,15 @@
-"""Charts for reports and guides: matplotlib on the Agg backend (no display, no I/O), rendered to
-PNG bytes and embedded in pages as `data:` URIs, so a page is one self-contained file."""
+"""Charts for reports, guides and the console: matplotlib on the Agg backend (no display, no I/O),
+rendered to PNG bytes and embedded in pages as `data:` URIs, so a page is one self-contained file.
+
+A chart's title is the page's to print (the figure's caption): it is never drawn into the image, so
+it is read once. A bar chart is at most `MAX_WIDTH` inches wide, and pages scale it down to fit."""
 
 from __future__ import annotations
 
 import base64
 import io
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,9 +17,40 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.ticker import Formatter
 
 # Colours that stay apart for the common forms of colour blindness (Okabe-Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+# 900 pixels at 100 dpi: a page's column, so the labels stay legible when the page fits it.
+MAX_WIDTH = 9.0
+# The sign for an amount in a currency that is not named (ISO 4217's "¤"): prices are set in
+# "currency units" per million tokens, and nothing says which currency.
+CURRENCY = "\u00a4"
+
+
+def money_labels(values: Sequence[float], sign: str = CURRENCY) -> list[str]:
+    """Amounts of money as an axis shows them: the sign, thousands separated, and as many
+    decimals (at least 2) as tell these values apart; never scientific notation."""
+    finite = sorted(v for v in values if math.isfinite(v))
+    steps = [b - a for a, b in itertools.pairwise(finite) if b > a]
+    tolerance = (min(steps) if steps else max(map(abs, finite), default=1.0) or 1.0) / 1000
+    decimals = next(
+        (d for d in range(2, 12) if all(abs(round(v, d) - v) <= tolerance for v in finite)), 12
+    )
+    return [("-" if v < 0 else "") + f"{sign}{abs(v):,.{decimals}f}" for v in values]
+
+
+def _money_formatter(sign: str) -> Formatter:
+    from matplotlib.ticker import Formatter
+
+    class Money(Formatter):
+        def format_ticks(self, values: Sequence[float]) -> list[str]:  # the axis's labels
+            return money_labels(list(values), sign)
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return money_labels([x], sign)[0]
+
+    return Money()
 
 
 @dataclass(frozen=True)
@@ -57,21 +93,30 @@ def bar_chart(
     ylabel: str = "",
     ylim: tuple[float, float] | None = None,
     alt: str | None = None,
+    money: str | None = None,
+    whole: bool = False,
 ) -> Chart:
-    """Grouped vertical bars: one group per label in `groups`, one bar per series in each."""
+    """Grouped vertical bars: one group per label in `groups`, one bar per series in each.
+    `money`: the values are amounts, shown with this sign; `whole`: they are counts (whole-number
+    ticks)."""
     for name, values in series.items():
         if len(values) != len(groups):
             raise ValueError(f"series {name!r} has {len(values)} values for {len(groups)} groups")
     rows = -(-len(series) // 3) if len(series) > 1 else 0
-    figure, axes = _figure(max(5.0, 1.1 * len(groups) + 2.0), 3.2 + 0.25 * rows)
+    figure, axes = _figure(min(MAX_WIDTH, max(5.0, 1.1 * len(groups) + 2.0)), 3.2 + 0.25 * rows)
     count = max(1, len(series))
     width = 0.8 / count
     for index, (name, values) in enumerate(series.items()):
         offsets = [g + (index - (count - 1) / 2) * width for g in range(len(groups))]
         axes.bar(offsets, list(values), width, label=name, color=PALETTE[index % len(PALETTE)])
     axes.set_xticks(list(range(len(groups))), list(groups))
-    axes.set_title(title, fontsize=11)
     axes.set_ylabel(ylabel)
+    if money is not None:
+        axes.yaxis.set_major_formatter(_money_formatter(money))
+    if whole:
+        from matplotlib.ticker import MaxNLocator
+
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     if ylim is not None:
         axes.set_ylim(*ylim)
     axes.axhline(0, color="#444444", linewidth=0.6)
@@ -117,7 +162,6 @@ def interval_chart(
     axes.set_yticks(positions, list(labels), fontsize=8)
     axes.set_xlim(0.0, 1.0)
     axes.set_xlabel(xlabel)
-    axes.set_title(title, fontsize=11)
     axes.spines[["top", "right"]].set_visible(False)
     if legend:
         from matplotlib.patches import Patch
