@@ -10,16 +10,16 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from typing import TYPE_CHECKING
 
 from emeritus.errors import EmeritusError
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 HASH_SLOTS = 2  # concurrent argon2 hashes per process
 HASH_WAIT_S = 2.0  # how long a caller waits for a slot before it is refused
 BUSY_RETRY_S = 2
-_HASHER = PasswordHasher()  # argon2id with the library's current defaults (64 MiB, t=3, p=4)
 # Process-wide by nature: the memory it guards is the process's.
 _SLOTS = threading.BoundedSemaphore(HASH_SLOTS)
 
@@ -43,16 +43,27 @@ def hashing_slot() -> Iterator[None]:
         _SLOTS.release()
 
 
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """argon2id with the library's current defaults (64 MiB, t=3, p=4), imported on first use:
+    commands that never see a password (a cron tick) do not load it."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
 def hash_password(password: str) -> str:
     with hashing_slot():
-        return _HASHER.hash(password)
+        return _hasher().hash(password)
 
 
 def password_matches(stored: str | None, password: str) -> bool:
     """Verify against `stored`, or against a dummy hash when there is none, so that a wrong
     name costs what a wrong password costs (no name oracle). The caller holds a slot."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
+        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -60,4 +71,4 @@ def password_matches(stored: str | None, password: str) -> bool:
 @functools.cache
 def _dummy_hash() -> str:
     """Made on first use: a hash costs ~0.1 s, which every command would pay at import."""
-    return _HASHER.hash(secrets.token_urlsafe(16))
+    return _hasher().hash(secrets.token_urlsafe(16))
