@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from emeritus.access.audit import audit, model_subject
 from emeritus.access.denials import Denials
-from emeritus.access.grants import live_grant
+from emeritus.access.grants import entitled_terms, entitlement_grant, live_grant
 from emeritus.access.keys_format import key_matches, parse_key
 from emeritus.access.policies import Price, policy_of
 from emeritus.access.quota import admit, settle, tokens_left
@@ -402,7 +402,7 @@ class Gate:
                 + (f"; its successor is {heir}" if heir else ""),
                 successor=heir,
             )
-        grant = live_grant(session, row.principal_id, record.id, now, lock=True)
+        grant = self._grant(session, row.principal_id, record, now)
         if grant is None:
             raise self._no_grant(session, row.principal_id, record, now)
         refusal = admit(grant, now, reserve)
@@ -428,6 +428,22 @@ class Gate:
             _period_start=grant.period_start,
         )
 
+    def _grant(
+        self, session: Session, principal_id: int, record: ModelRecord, now: datetime
+    ) -> GrantRecord | None:
+        """The live grant that admits the principal: applied for, or made now from its tier's
+        entitlement (docs/design/chat.md). An entitlement grant lives only while the principal
+        is of its tier and the policy still entitles that tier."""
+        grant = live_grant(session, principal_id, record.id, now, lock=True)
+        principal = session.get(PrincipalRecord, principal_id, with_for_update=grant is None)
+        assert principal is not None
+        if grant is None:
+            return entitlement_grant(session, self.store, principal, record, now)
+        if grant.tier is None:
+            return grant
+        still = grant.tier == principal.tier and entitled_terms(session, principal, record)
+        return grant if still else None
+
     def _no_grant(
         self, session: Session, principal_id: int, record: ModelRecord, now: datetime
     ) -> _Refused:
@@ -443,6 +459,12 @@ class Gate:
             )
         if latest.revoked_at is not None:
             return _Refused(DenialReason.GRANT_REVOKED, f"the grant for {record.name} was revoked")
+        if latest.tier is not None and latest.expires_at > now:
+            return _Refused(
+                DenialReason.NO_GRANT,
+                f"the {latest.tier} tier's access to {record.name} no longer applies to you: "
+                "apply for access",
+            )
         return _Refused(
             DenialReason.GRANT_EXPIRED,
             f"the grant for {record.name} expired on {human_day(latest.expires_at)}: apply again",

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.access.audit import audit, model_subject, principal_subject
-from emeritus.access.policies import PERIODS, Terms, check_text, period_seconds
+from emeritus.access.policies import PERIODS, Terms, check_text, period_seconds, policy_of
 from emeritus.access.principals import load_principal
 from emeritus.access.tables import GrantRecord, KeyRecord, PrincipalRecord
 from emeritus.errors import Conflict, InvalidInput, NotFound
@@ -163,6 +163,7 @@ def create_grant(
     application_id: int | None = None,
     reason: str = "",
     actor: str | None = None,
+    tier: str | None = None,
 ) -> Grant:
     """Insert a grant, revoking a live one it replaces; the caller holds the principal's lock."""
     replaced = live_grant(session, principal.id, model.id, now, lock=True)
@@ -173,6 +174,7 @@ def create_grant(
         principal_id=principal.id,
         model_id=model.id,
         application_id=application_id,
+        tier=tier,
         created_at=now,
         expires_at=now + timedelta(days=terms.days),
         token_quota=terms.tokens,
@@ -195,10 +197,50 @@ def create_grant(
             **grant.to_dict(now),
             "replaces": replaced.uid if replaced is not None else None,
             "reason": reason,
+            "entitlement": tier,
         },
         actor=actor,
     )
     return grant
+
+
+def entitled_terms(session: Session, holder: PrincipalRecord, model: ModelRecord) -> Terms | None:
+    """The terms the principal's tier is entitled to on the model, unless a revocation bars it."""
+    policy = policy_of(session, model)
+    terms = policy.entitlement(holder.tier) if policy is not None else None
+    if terms is None or blocking_revocation(session, holder.id, model.id) is not None:
+        return None
+    return terms
+
+
+def may_use(session: Session, holder: PrincipalRecord, model: ModelRecord, now: datetime) -> bool:
+    """A live grant, or an entitlement that would make one on first use."""
+    live = live_grant(session, holder.id, model.id, now)
+    if live is not None and live.tier is None:
+        return True
+    return entitled_terms(session, holder, model) is not None
+
+
+def entitlement_grant(
+    session: Session, store: Store, holder: PrincipalRecord, model: ModelRecord, now: datetime
+) -> GrantRecord | None:
+    """Make the grant the principal's tier entitles it to (on first use, or to be revoked when an
+    operator bars an entitled principal that never used the model); None if not entitled."""
+    terms = entitled_terms(session, holder, model)
+    if terms is None:
+        return None
+    create_grant(
+        session,
+        store,
+        holder,
+        model,
+        terms,
+        now=now,
+        reason=f"the {holder.tier} tier is entitled",
+        actor="system",
+        tier=holder.tier,
+    )
+    return live_grant(session, holder.id, model.id, now, lock=True)
 
 
 class Grants:
@@ -238,6 +280,8 @@ class Grants:
             holder = load_principal(session, principal, lock=True)
             record = require_model(session, check_name(model))
             row = live_grant(session, holder.id, record.id, now, lock=True)
+            if row is None:
+                row = entitlement_grant(session, self.store, holder, record, now)
             if row is None:
                 raise NotFound(f"{principal} holds no live grant for {model}")
             row.revoked_at = now

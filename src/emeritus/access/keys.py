@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from emeritus.access.audit import audit, principal_subject
-from emeritus.access.grants import live_grant
+from emeritus.access.grants import may_use
 from emeritus.access.keys_format import hash_key, key_matches, new_key, parse_key
 from emeritus.access.policies import check_text
 from emeritus.access.principals import load_principal
@@ -99,11 +99,7 @@ class Keys:
                 for record in (require_model(session, check_name(m)) for m in models)
             }
             scope = sorted(records)
-            ungranted = [
-                name
-                for name in scope
-                if live_grant(session, holder.id, records[name].id, now) is None
-            ]
+            ungranted = [name for name in scope if not may_use(session, holder, records[name], now)]
             if ungranted:
                 raise Conflict(
                     f"{principal} holds no live grant for {', '.join(ungranted)}: a key is made "

@@ -199,12 +199,25 @@ class Policy:
     terms: Terms
     price: Price
     updated_at: datetime | None = None
+    # Tiers whose every principal may use the model without applying (docs/design/chat.md).
+    entitlements: tuple[tuple[str, Terms], ...] = ()
+
+    def entitlement(self, tier: str) -> Terms | None:
+        return dict(self.entitlements).get(tier)
+
+    def _tiers_document(self) -> list[str] | dict[str, Any]:
+        if not self.entitlements:
+            return list(self.tiers)
+        return {
+            **{t: "apply" for t in self.tiers},
+            **{t: _entitlement_dict(terms) for t, terms in self.entitlements},
+        }
 
     def document(self) -> dict[str, Any]:
         return {
             "approval": str(self.approval),
             "fields": [f.to_dict() for f in self.fields],
-            "tiers": list(self.tiers),
+            "tiers": self._tiers_document(),
             "grant": self.terms.to_dict(),
             "price": self.price.to_dict(),
         }
@@ -244,17 +257,54 @@ class Policy:
         names = [f.name for f in fields]
         if len(set(names)) != len(names):
             raise InvalidInput("form field names must be unique")
-        tiers = raw.get("tiers", [])
-        if not isinstance(tiers, list):
-            raise InvalidInput("policy 'tiers' must be a list")
+        applying, entitled = _parse_tiers(raw.get("tiers", []))
         return cls(
             model,
             mode,
             fields,
-            tuple(check_tier(t) for t in tiers),
+            applying,
             _parse_terms(raw.get("grant", {})),
             _parse_price(raw.get("price", {})),
+            entitlements=entitled,
         )
+
+
+ENTITLEMENT_DAYS = 365  # an entitlement's grant lasts this long, and is renewed on use after
+
+
+def _entitlement_dict(terms: Terms) -> dict[str, Any]:
+    return {
+        "tokens": terms.tokens,
+        "period": terms.period,
+        "requests_per_minute": terms.requests_per_minute,
+    }
+
+
+def _parse_tiers(raw: Any) -> tuple[tuple[str, ...], tuple[tuple[str, Terms], ...]]:
+    """A list: the tiers that may apply. A mapping: tier -> `apply`, or tier -> entitlement
+    terms (tokens per period, requests per minute) for a tier that needs no application."""
+    if isinstance(raw, list):
+        return tuple(check_tier(t) for t in raw), ()
+    if not isinstance(raw, dict):
+        raise InvalidInput("policy 'tiers' must be a list of tiers or a mapping of tier to terms")
+    applying, entitled = [], []
+    for tier, value in raw.items():
+        check_tier(tier)
+        if value == "apply":
+            applying.append(tier)
+            continue
+        if not isinstance(value, dict) or "tokens" not in value:
+            raise InvalidInput(
+                f"tier {tier!r}: 'apply', or entitlement terms such as "
+                "{tokens: 200000, period: month}"
+            )
+        if "days" in value:
+            raise InvalidInput(
+                f"tier {tier!r}: an entitlement has no 'days' (it lasts while the tier is entitled)"
+            )
+        terms = _parse_terms({**value, "days": ENTITLEMENT_DAYS})
+        entitled.append((tier, terms))
+    return tuple(applying), tuple(entitled)
 
 
 def _positive(raw: dict[str, Any], key: str, default: int, where: str) -> int:

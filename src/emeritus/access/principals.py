@@ -81,6 +81,27 @@ class Principals:
             audit(session, self.store, "principal_added", principal_subject(name), {"tier": tier})
             return Principal.from_record(record)
 
+    def set_tier(
+        self, name: str, tier: str, *, now: datetime | None = None, actor: str | None = None
+    ) -> tuple[Principal, bool]:
+        """Move a principal to another tier (an operator, or a billing system through the
+        operator endpoint). Entitlement grants of the old tier stop being live at once."""
+        check_tier(tier)
+        with self.store.transaction() as session:
+            record = load_principal(session, name, lock=True)
+            if record.tier == tier:
+                return Principal.from_record(record), False
+            previous, record.tier = record.tier, tier
+            audit(
+                session,
+                self.store,
+                "tier_changed",
+                principal_subject(name),
+                {"from": previous, "to": tier},
+                actor=actor,
+            )
+            return Principal.from_record(record), True
+
     def get(self, name: str) -> Principal:
         with self.store.transaction() as session:
             return Principal.from_record(load_principal(session, name))

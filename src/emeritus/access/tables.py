@@ -72,6 +72,8 @@ class GrantRecord(Base):
     principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"))
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
     application_id: Mapped[int | None] = mapped_column(ForeignKey("access_applications.id"))
+    # The tier whose entitlement made this grant on first use; None for an applied-for grant.
+    tier: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -76,6 +76,26 @@ def principals_add(
         console.print(f"added principal {added.name} ({added.tier})", markup=False)
 
 
+@principals_app.command("set-tier")
+def principals_set_tier(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The principal.")],
+    tier: Annotated[str, typer.Argument(help="Its new tier, e.g. paid.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Move a principal to another tier; the entitlements of its old tier stop at once."""
+    from emeritus.access import Principals
+
+    with open_store(ctx) as store:
+        principal, changed = Principals(store).set_tier(name, tier)
+    if as_json:
+        emit_json({**principal.to_dict(), "changed": changed})
+    elif changed:
+        console.print(f"{principal.name} is now in the {principal.tier} tier", markup=False)
+    else:
+        console.print(f"{principal.name} is already in the {principal.tier} tier", markup=False)
+
+
 @principals_app.command("list")
 def principals_list(
     ctx: typer.Context,

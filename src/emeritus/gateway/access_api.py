@@ -14,6 +14,7 @@ from emeritus.access import (
     Decision,
     Grants,
     Keys,
+    Principals,
     check_terms,
     usage_totals,
 )
@@ -25,6 +26,7 @@ from emeritus.gateway.schemas import (
     GrantRequest,
     KeyRequest,
     RevokeRequest,
+    TierRequest,
 )
 
 router = APIRouter()
@@ -92,6 +94,13 @@ def admin_grant(body: GrantRequest, _: Admin, gateway: Current) -> dict[str, Any
 @router.post("/v1/admin/grants/revoke")
 def admin_revoke(body: RevokeRequest, _: Admin, gateway: Current) -> dict[str, Any]:
     return Grants(gateway.store).revoke(body.principal, body.model, reason=body.reason).to_dict()
+
+
+@router.post("/v1/admin/principals/{name}/tier")
+def admin_set_tier(name: str, body: TierRequest, _: Admin, gateway: Current) -> dict[str, Any]:
+    """Move a principal to a tier: what a billing system calls (docs/design/chat.md)."""
+    principal, changed = Principals(gateway.store).set_tier(name, body.tier, actor="operator")
+    return {**principal.to_dict(), "changed": changed}
 
 
 @router.post("/v1/admin/keys", status_code=201)

@@ -142,6 +142,12 @@ class RevokeRequest(Body):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class TierRequest(Body):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str = Field(min_length=1, max_length=32)
+
+
 class KeyRequest(Body):
     model_config = ConfigDict(extra="forbid")
 
