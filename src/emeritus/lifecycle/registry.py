@@ -250,9 +250,7 @@ class Registry:
                 days = due_threshold(session, record, schedule, now, self.settings.reminder_days)
                 if days is None:
                     continue
-                title, body = compose_reminder(
-                    record, public_url=self.settings.public_url, now=now
-                )
+                title, body = compose_reminder(record, public_url=self.settings.public_url, now=now)
                 notice = self._notice(
                     session,
                     record,
