@@ -38,6 +38,10 @@ CONSOLE_FORMS: dict[str, frozenset[Role]] = {
     "/console/essays/{draft}/veto": REVIEW,
     "/console/essays/publish/{model}": REVIEW,
     "/console/apply/{model}": APPLICANT,
+    "/console/chat": APPLICANT,
+    "/console/chat/{uid}/messages": APPLICANT,
+    "/console/chat/{uid}/delete": APPLICANT,
+    "/console/chat/{uid}/feedback": APPLICANT,
     "/console/keys/{model}": APPLICANT,
     "/console/applications/{uid}/approve": OPERATOR,
     "/console/applications/{uid}/reject": OPERATOR,
@@ -52,6 +56,7 @@ PUBLIC_PAGES = {
     "/console/sign-up",
     "/console/invitation",
     "/console/static/console.css",
+    "/console/static/chat.js",
     "/essays/{model}/{path:path}",
     "/deprecations",  # the public list of deprecations (docs/design/notices.md)
 }

@@ -6,7 +6,7 @@ from emeritus.access.accounts import Account, Accounts, Role, SignedIn, new_pass
 from emeritus.access.applications import Application, Applications, ApplicationState
 from emeritus.access.denials import DENIALS_EVENT, Denials, DenialTotal
 from emeritus.access.gate import Decision, DenialReason, Gate, Ticket
-from emeritus.access.grants import Grant, Grants, check_terms
+from emeritus.access.grants import Grant, Grants, check_terms, may_use, quota_left
 from emeritus.access.invitations import MAX_INVITATION_DAYS, Invitations, NewInvitation
 from emeritus.access.keys import MAX_KEY_DAYS, KeyInfo, Keys, NewKey
 from emeritus.access.keys_format import KEY_PREFIX, hash_key, parse_key
@@ -99,8 +99,10 @@ __all__ = [
     "check_terms",
     "daily_usage",
     "hash_key",
+    "may_use",
     "new_password",
     "parse_key",
+    "quota_left",
     "satisfaction",
     "usage_totals",
 ]

@@ -74,6 +74,9 @@ _STATUS = {
 }
 
 
+CHAT = "console"  # the key id a chat message's usage is reported under: no key carried it
+
+
 @dataclass(frozen=True)
 class Ticket:
     """An admitted request; the gateway hands it back to `record_usage` exactly once."""
@@ -87,7 +90,7 @@ class Ticket:
     tokens_left: int  # after the reservation: cap max_tokens with it
     info: ModelInfo  # the model's lifecycle as admitted: its headers need no second query
     _grant_id: int
-    _key_row: int
+    _key_row: int | None  # None: the console's chat, admitted by the account's session
     _principal_row: int
     _model_row: int
     _period_start: int
@@ -158,6 +161,41 @@ class Gate:
             key_id = _key_id(key)  # no key, or a malformed one: refused without the database
             with self.store.transaction() as session:
                 ticket = self._admit(session, key_id, key or "", model, now, reserve_tokens)
+        except _Refused as refused:
+            return self._refuse(refused, now)
+        finally:
+            self.denials.tick(now)
+        return Decision(True, 200, ticket=ticket)
+
+    def authorize_principal(
+        self,
+        principal: str,
+        model: str,
+        *,
+        now: datetime | None = None,
+        reserve_tokens: int = 0,
+    ) -> Decision:
+        """Decide one chat message from a signed-in account's principal: the same grant,
+        entitlement, quota and rate checks as a key's request, without a key (the session is
+        the credential; docs/design/chat.md)."""
+        if reserve_tokens < 0:
+            raise InvalidInput("reserve_tokens must not be negative")
+        now = now or utc_now()
+        try:
+            with self.store.transaction() as session:
+                holder = session.scalar(
+                    select(PrincipalRecord).where(PrincipalRecord.name == principal)
+                )
+                record = (
+                    session.scalars(select(ModelRecord).where(ModelRecord.name == model))
+                    .unique()
+                    .one_or_none()
+                )
+                if holder is None or record is None:
+                    raise _Refused(DenialReason.MODEL_NOT_FOUND, f"model {model!r} does not exist")
+                ticket = self._admit_grant(
+                    session, holder.id, None, CHAT, record, now, reserve_tokens
+                )
         except _Refused as refused:
             return self._refuse(refused, now)
         finally:
@@ -274,16 +312,36 @@ class Gate:
             key_id = _key_id(key)
             with self.store.transaction() as session:
                 row = self._key(session, key_id, key or "", now)
-                return self._rate(session, row, request_id, response_id, rating, comment, now)
+                return self._rate(
+                    session, row.principal_id, request_id, response_id, rating, comment, now
+                )
         except _Refused as refused:
             return self._refuse(refused, now)
         finally:
             self.denials.tick(now)
 
+    def rate_as(
+        self, principal: str, response_id: str, rating: int, comment: str = ""
+    ) -> dict[str, Any]:
+        """Record a signed-in account's rating of an answer its principal received (the chat's
+        thumbs up and down: 5 and 1)."""
+        if not 1 <= rating <= 5:
+            raise InvalidInput(f"a rating is 1 to 5, not {rating}")
+        if len(comment) > 2000:
+            raise InvalidInput("a comment is at most 2000 characters")
+        request_id = "req_" + response_id.removeprefix("chatcmpl-")
+        with self.store.transaction() as session:
+            holder = session.scalar(
+                select(PrincipalRecord.id).where(PrincipalRecord.name == principal)
+            )
+            if holder is None:
+                raise NotFound(f"no response {response_id!r} was served to {principal}")
+            return self._rate(session, holder, request_id, response_id, rating, comment, utc_now())
+
     def _rate(
         self,
         session: Session,
-        row: KeyRecord,
+        principal_id: int,
         request_id: str,
         response_id: str,
         rating: int,
@@ -292,7 +350,7 @@ class Gate:
     ) -> dict[str, Any]:
         usage = session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
         # Another principal's response is as unknown as one never served (no oracle).
-        if usage is None or usage.principal_id != row.principal_id:
+        if usage is None or usage.principal_id != principal_id:
             raise NotFound(f"no response {response_id!r} was served to this key's holder")
         if session.scalar(select(FeedbackRecord.id).where(FeedbackRecord.request_id == request_id)):
             raise Conflict(f"response {response_id} already has feedback")
@@ -300,7 +358,7 @@ class Gate:
         assert model is not None
         record = FeedbackRecord(
             request_id=request_id,
-            principal_id=row.principal_id,
+            principal_id=principal_id,
             model_id=usage.model_id,
             rating=rating,
             comment=comment.strip(),
@@ -308,7 +366,7 @@ class Gate:
         )
         session.add(record)
         session.flush()
-        principal = session.get(PrincipalRecord, row.principal_id)
+        principal = session.get(PrincipalRecord, principal_id)
         assert principal is not None
         payload = {"response_id": response_id, "rating": rating, "commented": bool(comment)}
         audit(
@@ -385,13 +443,22 @@ class Gate:
         if record is None:
             raise _Refused(DenialReason.MODEL_NOT_FOUND, f"model {model!r} does not exist")
         try:
-            return self._admit_grant(session, row, record, now, reserve)
+            return self._admit_grant(
+                session, row.principal_id, row.id, row.key_id, record, now, reserve
+            )
         except _Refused as refused:
             refused.model = record.name  # a model that exists: a bounded set
             raise
 
     def _admit_grant(
-        self, session: Session, row: KeyRecord, record: ModelRecord, now: datetime, reserve: int
+        self,
+        session: Session,
+        principal_id: int,
+        key_row: int | None,
+        key_id: str,
+        record: ModelRecord,
+        now: datetime,
+        reserve: int,
     ) -> Ticket:
         model = record.name
         if record.state == State.RETIRED.value and record.availability == Availability.NONE:
@@ -402,27 +469,27 @@ class Gate:
                 + (f"; its successor is {heir}" if heir else ""),
                 successor=heir,
             )
-        grant = self._grant(session, row.principal_id, record, now)
+        grant = self._grant(session, principal_id, record, now)
         if grant is None:
-            raise self._no_grant(session, row.principal_id, record, now)
+            raise self._no_grant(session, principal_id, record, now)
         refusal = admit(grant, now, reserve)
         if refusal is not None:
             raise _Refused(
                 DenialReason(refusal.reason), refusal.message, retry_after=refusal.retry_after
             )
-        principal = session.get(PrincipalRecord, row.principal_id)
+        principal = session.get(PrincipalRecord, principal_id)
         assert principal is not None
         return Ticket(
             request_id=f"req_{uuid.uuid4().hex}",
             principal=principal.name,
-            key_id=row.key_id,
+            key_id=key_id,
             model=model,
             admitted_at=now,
             reserved_tokens=reserve,
             tokens_left=tokens_left(grant),
             info=ModelInfo.from_record(record),
             _grant_id=grant.id,
-            _key_row=row.id,
+            _key_row=key_row,
             _principal_row=principal.id,
             _model_row=record.id,
             _period_start=grant.period_start,
@@ -435,7 +502,11 @@ class Gate:
         entitlement (docs/design/chat.md). An entitlement grant lives only while the principal
         is of its tier and the policy still entitles that tier."""
         grant = live_grant(session, principal_id, record.id, now, lock=True)
-        principal = session.get(PrincipalRecord, principal_id, with_for_update=grant is None)
+        principal = session.get(
+            PrincipalRecord,
+            principal_id,
+            with_for_update={"key_share": True} if grant is None else None,
+        )
         assert principal is not None
         if grant is None:
             return entitlement_grant(session, self.store, principal, record, now)

@@ -243,6 +243,29 @@ def entitlement_grant(
     return live_grant(session, holder.id, model.id, now, lock=True)
 
 
+def quota_left(
+    store: Store, principal: str, model: str, *, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """What the principal may still spend on the model this period (the chat shows it), from its
+    live grant or, unused yet, its tier's entitlement; None if it may not use the model."""
+    from emeritus.access.quota import remaining
+
+    now = now or utc_now()
+    with store.transaction() as session:
+        holder = load_principal(session, principal)
+        record = require_model(session, model)
+        grant = live_grant(session, holder.id, record.id, now)
+        if grant is not None and (grant.tier is None or grant.tier == holder.tier):
+            left, quota, period = remaining(grant, now), grant.token_quota, grant.period_s
+        else:
+            terms = entitled_terms(session, holder, record)
+            if terms is None:
+                return None
+            left = quota = terms.tokens
+            period = period_seconds(terms.period)
+        return {"tokens_left": left, "token_quota": quota, "period": _period_name(period)}
+
+
 class Grants:
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -51,7 +51,10 @@ class Principal:
 def load_principal(session: Session, name: str, *, lock: bool = False) -> PrincipalRecord:
     query = select(PrincipalRecord).where(PrincipalRecord.name == check_principal_name(name))
     if lock:  # serialises applications and grants of one principal across processes
-        query = query.with_for_update()
+        # FOR NO KEY UPDATE: it still queues other lockers, but not the foreign-key checks of
+        # rows that name the principal (a usage row being written while its grant is revoked
+        # would otherwise deadlock on PostgreSQL: each would hold what the other waits for).
+        query = query.with_for_update(key_share=True)
     record = session.scalar(query)
     if record is None:
         raise NotFound(f"unknown principal {name!r} (see `emeritus access principals list`)")

@@ -58,6 +58,13 @@ def admit(grant: GrantRecord, now: datetime, reserve: int) -> Refusal | None:
     return None
 
 
+def remaining(grant: GrantRecord, now: datetime) -> int:
+    """Tokens left in the period that `now` falls in (a new period starts full)."""
+    if grant.period_start != _window(now.timestamp(), grant.period_s):
+        return grant.token_quota
+    return tokens_left(grant)
+
+
 def tokens_left(grant: GrantRecord) -> int:
     return max(0, grant.token_quota - grant.period_tokens)
 

@@ -117,7 +117,8 @@ class UsageRecord(Base):
     request_id: Mapped[str] = mapped_column(String(40), unique=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"))
-    key_id: Mapped[int] = mapped_column(ForeignKey("access_keys.id"))
+    # None for a chat message from the console: the account's session, not a key, carried it.
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("access_keys.id"))
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
     grant_id: Mapped[int] = mapped_column(ForeignKey("access_grants.id"))
     status: Mapped[int] = mapped_column(Integer)

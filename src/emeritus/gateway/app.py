@@ -19,6 +19,7 @@ from emeritus.gateway import (
     access_api,
     console,
     console_access,
+    console_chat,
     console_watch,
     deprecations,
     openai_api,
@@ -133,6 +134,7 @@ def create_app(
     app.include_router(access_api.router)
     app.include_router(console.router)
     app.include_router(console_access.router)
+    app.include_router(console_chat.router)
     app.include_router(console_watch.router)
     app.include_router(console.essays)
 

@@ -61,7 +61,7 @@ async def chat_completions(
     ticket = decision.ticket
     headers = lifecycle_headers(ticket.info, base_url=str(request.base_url).rstrip("/"))
     chat = ChatRequest(messages, params, cache_scope=ticket.principal)
-    settle = partial(_settle, gateway, ticket, started)
+    settle = partial(settle_usage, gateway, ticket, started)
     try:
         if body.stream:
             stream = await gateway.admission.stream(
@@ -142,7 +142,7 @@ def feedback(body: FeedbackRequest, request: Request, gateway: Current) -> Respo
     return EncodableJSONResponse(done, status_code=201)
 
 
-def _settle(gateway: Gateway, ticket: Ticket, started: float, outcome: Outcome) -> None:
+def settle_usage(gateway: Gateway, ticket: Ticket, started: float, outcome: Outcome) -> None:
     """The request's one usage row (Gate.record_usage settles the reservation) and its metrics;
     called by the admission layer once, however the request ended."""
     elapsed = time.perf_counter() - started

@@ -68,7 +68,7 @@ def find_stragglers(
                 UsageRecord.completion_tokens,
                 KeyRecord.key_id,
             )
-            .join(KeyRecord, KeyRecord.id == UsageRecord.key_id)
+            .outerjoin(KeyRecord, KeyRecord.id == UsageRecord.key_id)
             .where(
                 UsageRecord.model_id == record.id, UsageRecord.time > since, UsageRecord.time <= now
             )
@@ -111,7 +111,7 @@ def _straggler(
     return Straggler(
         principal=who.name,
         contact=who.contact,
-        keys=tuple(sorted({r[4] for r in rows})),
+        keys=tuple(sorted({r[4] or "console chat" for r in rows})),
         requests=len(rows),
         tokens=sum(r[2] + r[3] for r in rows),
         last_call=max(as_utc(r[1]) for r in rows),

@@ -1,0 +1,19 @@
+"""The console's chat with retired models: conversations kept per account, exported and
+deleted by their owner. Spec: docs/design/chat.md."""
+
+from emeritus.chat.conversations import (
+    MAX_MESSAGE,
+    ChatMessage,
+    Conversation,
+    Conversations,
+)
+from emeritus.chat.tables import ChatMessageRecord, ConversationRecord
+
+__all__ = [
+    "MAX_MESSAGE",
+    "ChatMessage",
+    "ChatMessageRecord",
+    "Conversation",
+    "ConversationRecord",
+    "Conversations",
+]
