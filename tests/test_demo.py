@@ -74,7 +74,7 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
         assert set(states.values()) == {"done"}, states
     assert (home / "notices" / "feed.atom").exists()
     # The console shows the demo's archive, usage and signals to the operator it printed.
-    [password] = re.findall(r"one-time password (\S+)", result.stdout)
+    password, paid = re.findall(r"one-time password (\S+)", result.stdout)
     with Store.open(Settings.from_env({}, home=home)) as store:
         opener = mock_opener()
         with running(store, admin_key=new_admin_key(), opener=opener) as base:
@@ -92,6 +92,11 @@ def test_demo_retires_the_bundled_model(tmp_path: Path) -> None:
                     assert link in model
                 assert "<img" in client.get(f"/models/{OLD}/report").text
                 assert client.get(f"/models/{OLD}/guide").status_code == 200
+            # The paid-tier account it printed may chat with the retired model.
+            with httpx.Client(base_url=console, follow_redirects=True) as client:
+                assert sign_in(client, "pat", paid).status_code == 200
+                chat = client.get("/chat")
+                assert chat.status_code == 200 and f'<option value="{OLD}">' in chat.text
     site = home / "corner" / OLD / "site"
     assert (site / "index.html").is_file() and len(list(site.glob("posts/*.txt"))) == 1
 

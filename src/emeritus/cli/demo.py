@@ -451,7 +451,11 @@ def stage_access(demo: Demo) -> None:
         OLD,
         {
             "approval": "manual",
-            "tiers": ["research"],
+            # Researchers apply; the paid tier may keep talking with it, no application.
+            "tiers": {
+                "research": "apply",
+                "paid": {"tokens": 200_000, "period": "month", "requests_per_minute": 20},
+            },
             "fields": [
                 {"name": "purpose", "label": "What will you study?", "type": "text"},
                 {"name": "terms", "label": "I accept the terms of use", "type": "checkbox"},
@@ -460,7 +464,10 @@ def stage_access(demo: Demo) -> None:
             "price": {"prompt": 0.05, "completion": 0.20},
         },
     )
-    demo.say(f"access policy for {OLD}: researchers apply, an operator approves")
+    demo.say(
+        f"access policy for {OLD}: researchers apply, an operator approves; "
+        "the paid tier may use it without applying"
+    )
     admin_key = new_admin_key()
     admin = {"Authorization": f"Bearer {admin_key}"}
     opener = preserved_opener(Archive(store), n_ctx=1024)
@@ -588,7 +595,7 @@ def demo(
     ] = "gguf",
 ) -> None:
     """Retire the bundled model end to end in a fresh home, narrating each stage."""
-    from emeritus.access import Accounts, new_password
+    from emeritus.access import Accounts, Principals, new_password
     from emeritus.report import checklist
     from emeritus.store import Settings, Store, utc_now, verify_chain
 
@@ -617,8 +624,11 @@ def demo(
                 raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
         console.print(Rule(f"where the retirement of {OLD} stands", align="left"), width=RULE_WIDTH)
         print_checklist(checklist(store, OLD))
-        password = new_password()
+        password, paid_password = new_password(), new_password()
         Accounts(store).add("operator", "operator", password)
+        # The paid tier's account: it may chat with the retired model in the console.
+        Principals(store).add("pat", tier="paid", contact="pat@example.org")
+        Accounts(store).add("pat", "applicant", paid_password)
         with store.transaction() as session:
             report = verify_chain(session)
         console.print(Rule(), width=RULE_WIDTH)
@@ -630,6 +640,11 @@ def demo(
             f"done. Look around: EMERITUS_HOME={settings.home} emeritus models show {OLD}"
         )
         console.print(f"console account: operator, one-time password {password}", markup=False)
+        console.print(
+            f"paid-tier account: pat, one-time password {paid_password} "
+            f"(Chat, in the console: talk with {OLD})",
+            markup=False,
+        )
         if keep_console if keep_console is not None else sys.stdout.isatty():
             _serve_console(store)
         else:
