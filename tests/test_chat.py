@@ -218,3 +218,31 @@ def test_conversations_belong_to_their_owner(store: Store) -> None:
         (deleted,) = list_events(session, kind="chat.deleted")
     assert deleted.payload == {"conversation": talk.uid, "messages": 1}
     assert "question" not in json.dumps(deleted.payload)
+
+
+def test_chat_use_makes_a_principal_a_recipient_of_notices(store: Store) -> None:
+    """A chat message is metered like an API request (no key), so the account that chatted is
+    told of the model's notices, with its figures."""
+    from emeritus.access import Gate
+    from emeritus.lifecycle import ModelRecord, require_model
+    from emeritus.notify import affected_principals, usage_figures
+
+    _world(store)
+    Policies(store).set(MODEL, {"tiers": ["research"], "fields": []})  # no entitlement now
+    gate = Gate(store)
+    try:
+        refused = gate.authorize_principal("paula", MODEL, reserve_tokens=10)
+        assert not refused.allowed  # no grant and no entitlement: deny by default
+        Policies(store).set(MODEL, {"tiers": {"paid": {"tokens": 1000, "period": "day"}}})
+        admitted = gate.authorize_principal("paula", MODEL, reserve_tokens=10)
+        assert admitted.allowed and admitted.ticket is not None
+        gate.record_usage(admitted.ticket, prompt_tokens=4, completion_tokens=6, latency_s=0.1)
+    finally:
+        gate.close()
+    with store.transaction() as session:
+        model: ModelRecord = require_model(session, MODEL)
+        told = affected_principals(session, model.id, utc_now(), 30)
+        assert "paula" in {p.name for p in told}
+        paula = next(p for p in told if p.name == "paula")
+        figures = usage_figures(session, paula.id, model.id, utc_now())
+    assert figures["requests_7d"] == 1 and figures["tokens_30d"] == 10
