@@ -246,3 +246,26 @@ def test_chat_use_makes_a_principal_a_recipient_of_notices(store: Store) -> None
         paula = next(p for p in told if p.name == "paula")
         figures = usage_figures(session, paula.id, model.id, utc_now())
     assert figures["requests_7d"] == 1 and figures["tokens_30d"] == 10
+
+
+def test_operators_read_conversations_only_where_the_policy_says_so(
+    console: str, store: Store
+) -> None:
+    from console_forms import sign_in
+
+    Accounts(store).add("olga", "operator", PASSWORD, actor="test")
+    talks = Conversations(store, "paula")
+    talk = talks.start(MODEL)
+    talks.add(talk.uid, "user", "a private question")
+    with httpx.Client(base_url=console, timeout=10) as operator:
+        sign_in(operator, "olga", PASSWORD)
+        assert operator.get(f"/models/{MODEL}/conversations").status_code == 409
+        assert operator.get(f"/chat/{talk.uid}").status_code == 403  # not the owner's route
+        policy = Policies(store).get(MODEL).document()
+        Policies(store).set(MODEL, {**policy, "chat_review": True})
+        shown = operator.get(f"/models/{MODEL}/conversations")
+        assert shown.status_code == 200 and "a private question" in shown.text
+    with httpx.Client(base_url=console, timeout=10) as owner:
+        sign_in(owner, "paula", PASSWORD)
+        page = owner.get(f"/chat/{talk.uid}")
+        assert "Operators of this service may read conversations" in page.text

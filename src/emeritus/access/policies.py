@@ -201,6 +201,8 @@ class Policy:
     updated_at: datetime | None = None
     # Tiers whose every principal may use the model without applying (docs/design/chat.md).
     entitlements: tuple[tuple[str, Terms], ...] = ()
+    # Operators may read the chat conversations with this model; the chat page says so.
+    chat_review: bool = False
 
     def entitlement(self, tier: str) -> Terms | None:
         return dict(self.entitlements).get(tier)
@@ -220,6 +222,7 @@ class Policy:
             "tiers": self._tiers_document(),
             "grant": self.terms.to_dict(),
             "price": self.price.to_dict(),
+            **({"chat_review": True} if self.chat_review else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,7 +249,7 @@ class Policy:
             raw = {}
         if not isinstance(raw, dict):
             raise InvalidInput("a policy must be a mapping (approval, fields, tiers, grant, price)")
-        unknown = set(raw) - {"approval", "fields", "tiers", "grant", "price"}
+        unknown = set(raw) - {"approval", "fields", "tiers", "grant", "price", "chat_review"}
         if unknown:
             raise InvalidInput(f"unknown policy keys: {', '.join(sorted(unknown))}")
         mode = approval or Approval.parse(str(raw.get("approval", "manual")))
@@ -258,6 +261,9 @@ class Policy:
         if len(set(names)) != len(names):
             raise InvalidInput("form field names must be unique")
         applying, entitled = _parse_tiers(raw.get("tiers", []))
+        review = raw.get("chat_review", False)
+        if not isinstance(review, bool):
+            raise InvalidInput(f"policy 'chat_review' is true or false, not {review!r}")
         return cls(
             model,
             mode,
@@ -266,6 +272,7 @@ class Policy:
             _parse_terms(raw.get("grant", {})),
             _parse_price(raw.get("price", {})),
             entitlements=entitled,
+            chat_review=review,
         )
 
 

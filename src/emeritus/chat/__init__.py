@@ -6,6 +6,7 @@ from emeritus.chat.conversations import (
     ChatMessage,
     Conversation,
     Conversations,
+    reviewable,
 )
 from emeritus.chat.tables import ChatMessageRecord, ConversationRecord
 
@@ -16,4 +17,5 @@ __all__ = [
     "Conversation",
     "ConversationRecord",
     "Conversations",
+    "reviewable",
 ]

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from emeritus.access import AccountRecord, PrincipalRecord, may_use
+from emeritus.access import AccountRecord, Policies, PrincipalRecord, may_use
 from emeritus.chat.tables import ChatMessageRecord, ConversationRecord
-from emeritus.errors import InvalidInput, NotFound
+from emeritus.errors import Conflict, InvalidInput, NotFound
 from emeritus.lifecycle import Availability, ModelRecord, State, require_model
 from emeritus.store import Store, append_event, iso, utc_now
 
@@ -224,3 +224,25 @@ class Conversations:
 
     def _principal(self, session: Session) -> PrincipalRecord | None:
         return session.scalar(select(PrincipalRecord).where(PrincipalRecord.name == self.account))
+
+
+def reviewable(store: Store, model: str) -> list[tuple[str, Conversation]]:
+    """Every kept conversation with the model, with its account, for an operator: only when the
+    model's policy says `chat_review: true` (its chat page tells each user so)."""
+    try:
+        allowed = Policies(store).get(model).chat_review
+    except NotFound:
+        allowed = False
+    if not allowed:
+        raise Conflict(f"{model}'s policy keeps chat conversations private to their owners")
+    with store.transaction() as session:
+        rows = session.execute(
+            select(ConversationRecord.uid, AccountRecord.name)
+            .join(AccountRecord, AccountRecord.id == ConversationRecord.account_id)
+            .where(
+                ConversationRecord.model_id == require_model(session, model).id,
+                ConversationRecord.deleted_at.is_(None),
+            )
+            .order_by(ConversationRecord.updated_at.desc())
+        ).all()
+    return [(account, Conversations(store, account).get(uid)) for uid, account in rows]

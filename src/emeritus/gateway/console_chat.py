@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from emeritus.access import Role, SignedIn, Ticket, quota_left
+from emeritus.access import Policies, Role, SignedIn, Ticket, quota_left
 from emeritus.archive import Archive
-from emeritus.chat import MAX_MESSAGE, Conversations
+from emeritus.chat import MAX_MESSAGE, Conversations, reviewable
 from emeritus.corner import Channels
 from emeritus.errors import InvalidInput, NotFound
 from emeritus.gateway.admission import NotReady, Stream, Unavailable
@@ -93,10 +93,26 @@ def chat_page(uid: str, gateway: Current, me: Me) -> HTMLResponse:
         talk=talk,
         banner=_banner(gateway, talk.model),
         quota=quota_left(gateway.store, me.account.name, talk.model),
+        reviewed=_reviewed(gateway, talk.model),
         limit=MAX_MESSAGE,
     )
     shown.headers["Content-Security-Policy"] = CHAT_POLICY.decode()
     return shown
+
+
+def _reviewed(gateway: Gateway, model: str) -> bool:
+    try:
+        return Policies(gateway.store).get(model).chat_review
+    except NotFound:
+        return False
+
+
+@router.get("/models/{model}/conversations", response_class=HTMLResponse)
+def chat_review_page(model: str, gateway: Current, me: Me) -> HTMLResponse:
+    """An operator reads a model's conversations, where its policy allows it."""
+    if me.account.role != Role.OPERATOR:
+        raise HTTPException(403, f"{me.account.role}s do not read others' conversations")
+    return page("chat_review.html", me=me, model=model, talks=reviewable(gateway.store, model))
 
 
 @router.get("/chat/{uid}/export.md")
