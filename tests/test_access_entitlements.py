@@ -177,3 +177,16 @@ def test_set_tier_from_the_cli_and_its_refusals(tmp_path: Path) -> None:
     assert code == 3 and "unknown principal" in err
     with Store.open(Settings.from_env(home=home)) as store, store.transaction() as session:
         assert len(list_events(session)) == before
+
+
+def test_an_invitation_with_a_tier_moves_the_principal_when_used(world: Store) -> None:
+    from emeritus.access import Invitations
+
+    Principals(world).add("newcomer", tier="trial")
+    made = Invitations(world).invite("newcomer", tier="paid")
+    assert Principals(world).get("newcomer").tier == "trial"  # not before it is used
+    Invitations(world).redeem(made.code, "correct horse battery")
+    assert Principals(world).get("newcomer").tier == "paid"
+    assert Keys(world).create("newcomer", [MODEL])  # entitled now
+    with pytest.raises(InvalidInput, match="bad tier"):
+        Invitations(world).invite("pia", tier="No Such")

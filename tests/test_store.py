@@ -20,9 +20,11 @@ from alembic.script import ScriptDirectory
 
 import emeritus.access  # registers the access tables on the metadata
 import emeritus.archive  # and the archive tables
+import emeritus.chat  # and the console's chat
 import emeritus.corner  # and the essay channel tables
 import emeritus.interview  # and the interview tables
 import emeritus.lifecycle
+import emeritus.notify  # and notice delivery's
 import emeritus.report  # and the report tables
 from emeritus.errors import InvalidInput
 from emeritus.store import Base, Database, Settings, Store, atomic_write, list_events, verify_chain

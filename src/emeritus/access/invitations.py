@@ -24,6 +24,7 @@ from emeritus.access.accounts import (
 )
 from emeritus.access.audit import audit, principal_subject
 from emeritus.access.passwords import hash_password
+from emeritus.access.policies import check_tier
 from emeritus.access.principals import load_principal
 from emeritus.access.tables import AccountRecord, InvitationRecord, PrincipalRecord
 from emeritus.errors import Conflict, InvalidInput
@@ -75,12 +76,16 @@ class Invitations:
         *,
         role: str = Role.APPLICANT.value,
         days: int = 7,
+        tier: str | None = None,
         now: datetime | None = None,
         actor: str | None = None,
     ) -> NewInvitation:
         """A one-time code for a console account of `principal`; an earlier unused code of the
-        same principal stops working."""
+        same principal stops working. With `tier`, the principal moves to it when the code is
+        used (a paid-tier invitation)."""
         chosen = check_role(role)
+        if tier is not None:
+            check_tier(tier)
         if not 1 <= days <= MAX_INVITATION_DAYS:
             raise InvalidInput(f"an invitation lives 1 to {MAX_INVITATION_DAYS} days, not {days}")
         now = now or utc_now()
@@ -104,6 +109,7 @@ class Invitations:
                 code_hash=_code_hash(code),
                 principal_id=holder.id,
                 role=chosen.value,
+                tier=tier,
                 created_at=now,
                 expires_at=now + timedelta(days=days),
                 created_by=(actor or self.store.settings.actor)[:100],
@@ -118,6 +124,7 @@ class Invitations:
                 {
                     "invitation": record.id,
                     "role": chosen.value,
+                    "tier": tier,
                     "expires_at": iso(record.expires_at),
                 },
                 actor=actor,
@@ -151,6 +158,16 @@ class Invitations:
                 )
                 session.add(account)
                 invitation.used_at = now
+                if invitation.tier is not None and invitation.tier != holder.tier:
+                    previous, holder.tier = holder.tier, invitation.tier
+                    audit(
+                        session,
+                        self.store,
+                        "tier_changed",
+                        principal_subject(holder.name),
+                        {"from": previous, "to": holder.tier, "via": "invitation"},
+                        actor=holder.name,
+                    )
                 session.flush()
                 audit(
                     session,

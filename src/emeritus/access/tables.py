@@ -201,6 +201,7 @@ class InvitationRecord(Base):
     code_hash: Mapped[str] = mapped_column(String(71), unique=True)
     principal_id: Mapped[int] = mapped_column(ForeignKey("access_principals.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[str | None] = mapped_column(String(32))  # set on the principal when used
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -445,6 +445,12 @@ def invite(
     principal: Annotated[str, typer.Argument(help="An existing principal, without an account.")],
     role: Annotated[str, typer.Option(help="operator, reviewer or applicant.")] = "applicant",
     days: Annotated[int, typer.Option(help="Valid for this many days (at most 30).")] = 7,
+    tier: Annotated[
+        str | None,
+        typer.Option(
+            help="Move the principal to this tier when the code is used.", show_default=False
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Invite a principal to a console account: a one-time code, shown once, stored hashed."""
@@ -452,7 +458,7 @@ def invite(
     from emeritus.store import iso
 
     with open_store(ctx) as store:
-        made = Invitations(store).invite(principal, role=role, days=days)
+        made = Invitations(store).invite(principal, role=role, days=days, tier=tier)
     if as_json:
         emit_json(
             {

@@ -1,4 +1,5 @@
-"""The console's chat: conversations and their messages; usage without a key.
+"""The console's chat: conversations and their messages; usage without a key; invitations
+that set a tier.
 
 Revision ID: 0017
 Revises: 0016
@@ -19,6 +20,8 @@ _WHEN = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("access_usage") as batch:
         batch.alter_column("key_id", existing_type=sa.Integer(), nullable=True)
+    with op.batch_alter_table("access_invitations") as batch:
+        batch.add_column(sa.Column("tier", sa.String(length=32), nullable=True))
     op.create_table(
         "chat_conversations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -63,5 +66,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("chat_messages")
     op.drop_table("chat_conversations")
+    with op.batch_alter_table("access_invitations") as batch:
+        batch.drop_column("tier")
     with op.batch_alter_table("access_usage") as batch:
         batch.alter_column("key_id", existing_type=sa.Integer(), nullable=False)
