@@ -595,9 +595,7 @@ def demo(
     ] = "gguf",
 ) -> None:
     """Retire the bundled model end to end in a fresh home, narrating each stage."""
-    from emeritus.access import Accounts, Principals, new_password
-    from emeritus.report import checklist
-    from emeritus.store import Settings, Store, utc_now, verify_chain
+    from emeritus.store import Settings, Store, utc_now
 
     if weights_format not in ("gguf", "safetensors"):
         raise InvalidInput(f"--format is gguf or safetensors, not {weights_format!r}")
@@ -622,29 +620,7 @@ def demo(
                 stage(run)
             except EmeritusError as exc:
                 raise EmeritusError(f"demo stage {number} ({title}) failed: {exc}") from exc
-        console.print(Rule(f"where the retirement of {OLD} stands", align="left"), width=RULE_WIDTH)
-        print_checklist(checklist(store, OLD))
-        password, paid_password = new_password(), new_password()
-        Accounts(store).add("operator", "operator", password)
-        # The paid tier's account: it may chat with the retired model in the console.
-        Principals(store).add("pat", tier="paid", contact="pat@example.org")
-        Accounts(store).add("pat", "applicant", paid_password)
-        with store.transaction() as session:
-            report = verify_chain(session)
-        console.print(Rule(), width=RULE_WIDTH)
-        state = "intact" if report.ok else f"BROKEN: {report.problem}"
-        console.print(
-            f"event log: {report.events} events, chain {state}, head {report.head_digest[:23]}..."
-        )
-        console.print(
-            f"done. Look around: EMERITUS_HOME={settings.home} emeritus models show {OLD}"
-        )
-        console.print(f"console account: operator, one-time password {password}", markup=False)
-        console.print(
-            f"paid-tier account: pat, one-time password {paid_password} "
-            f"(Chat, in the console: talk with {OLD})",
-            markup=False,
-        )
+        _accounts_and_chain(store)
         if keep_console if keep_console is not None else sys.stdout.isatty():
             _serve_console(store)
         else:
@@ -653,6 +629,37 @@ def demo(
                 "then http://127.0.0.1:8000/console/",
                 markup=False,
             )
+
+
+def _accounts_and_chain(store: Store) -> None:
+    """The checklist, the console's two accounts (their passwords shown once), the chain."""
+    from emeritus.access import Accounts, Principals, new_password
+    from emeritus.report import checklist
+    from emeritus.store import verify_chain
+
+    console.print(Rule(f"where the retirement of {OLD} stands", align="left"), width=RULE_WIDTH)
+    print_checklist(checklist(store, OLD))
+    password, paid_password = new_password(), new_password()
+    Accounts(store).add("operator", "operator", password)
+    # The paid tier's account: it may chat with the retired model in the console.
+    Principals(store).add("pat", tier="paid", contact="pat@example.org")
+    Accounts(store).add("pat", "applicant", paid_password)
+    with store.transaction() as session:
+        report = verify_chain(session)
+    console.print(Rule(), width=RULE_WIDTH)
+    state = "intact" if report.ok else f"BROKEN: {report.problem}"
+    console.print(
+        f"event log: {report.events} events, chain {state}, head {report.head_digest[:23]}..."
+    )
+    console.print(
+        f"done. Look around: EMERITUS_HOME={store.settings.home} emeritus models show {OLD}"
+    )
+    console.print(f"console account: operator, one-time password {password}", markup=False)
+    console.print(
+        f"paid-tier account: pat, one-time password {paid_password} "
+        f"(Chat, in the console: talk with {OLD})",
+        markup=False,
+    )
 
 
 def _serve_console(store: Store) -> None:
