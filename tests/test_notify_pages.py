@@ -90,6 +90,8 @@ def test_the_public_list_and_the_stragglers_page(settings: Settings) -> None:
         with httpx.Client(base_url=f"{root}/console", timeout=10) as client:
             assert client.get("/models/old/stragglers").status_code == 303  # signed out
             sign_in(client, "olga", PASSWORD)
+            assert "/console/models/old/stragglers" in client.get("/models/old").text
+            assert "/stragglers" not in client.get("/models/new").text  # active: nobody lags
             page = client.get("/models/old/stragglers")
             assert page.status_code == 200
             assert page.text.index("<td>ana</td>") < page.text.index("<td>bo</td>")

@@ -23,6 +23,7 @@ from emeritus.errors import EmeritusError, NotFound
 from emeritus.gateway.common import Current
 from emeritus.gateway.console_pages import cursor, event_page
 from emeritus.interview import latest_analysis
+from emeritus.lifecycle import State
 from emeritus.report import checklist
 from emeritus.store import human_day, human_minute, iso, utc_now
 
@@ -241,6 +242,8 @@ def model_page(model: str, gateway: Current, me: Me, before: str | None = None) 
         return page("model.html", 400, me=me, info=info, message=str(exc), newest=False)
     archive = Archive(gateway.store)
     links = []
+    if info.state != State.ACTIVE and me.account.role == Role.OPERATOR:
+        links.append(("Who still calls it", f"/console/models/{model}/stragglers"))
     if newest(archive, model, "report.html", "reports/"):
         links.append(("Post-deployment report", f"/console/models/{model}/report"))
     if newest(archive, model, "guide.html", "migration/"):
