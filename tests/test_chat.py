@@ -186,6 +186,29 @@ def test_a_revoked_entitlement_stops_the_next_message(
     expect(tab.locator("li.message.assistant")).to_have_count(1)
 
 
+def test_the_whole_chat_works_by_keyboard(console: str, tab: Page, store: Store) -> None:
+    _sign_in(tab, console, "paula")
+    tab.goto(f"{console}/chat")
+    tab.get_by_label("Talk with").focus()
+    tab.keyboard.press("Tab")  # to "Start a conversation"
+    tab.keyboard.press("Enter")
+    expect(tab.get_by_role("heading", name=f"Chat with {MODEL}")).to_be_visible()
+    tab.get_by_label("Your message").focus()
+    tab.keyboard.type("Tell me something.")
+    tab.keyboard.press("Tab")
+    tab.keyboard.press("Enter")
+    expect(tab.locator("li.message.assistant .text")).to_have_text(REPLY, timeout=20_000)
+    comment = tab.get_by_label("Comment (optional)")
+    comment.focus()
+    tab.keyboard.type("just as I remembered")
+    tab.keyboard.press("Tab")  # to the thumbs up
+    tab.keyboard.press("Enter")
+    expect(tab.get_by_role("status")).to_contain_text("rating was recorded")
+    with store.transaction() as session:
+        (rated,) = list_events(session, kind="access.feedback")
+    assert rated.payload["commented"] is True
+
+
 @pytest.mark.parametrize("width", [390, 1024, 1920])
 def test_the_chat_page_fits_every_width(console: str, tab: Page, width: int) -> None:
     tab.set_viewport_size({"width": width, "height": 900})
