@@ -90,6 +90,16 @@ def compose_deprecation(
         f"**{_day(model.retire_at)} at {model.retire_at:%H:%M} UTC** ({days} days' notice). "
         f"After that date {_AFTER[after]}.",
         *_firmness(model),
+        *_todo_and_dates(model, public_url),
+    ]
+    if reason:
+        lines += ["", f"Note: {reason}"]
+    return title, "\n".join(lines) + "\n"
+
+
+def _todo_and_dates(model: ModelRecord, public_url: str) -> list[str]:
+    """What every dated notice ends with: what users should do, then the dates."""
+    return [
         "",
         "## What you should do",
         "",
@@ -99,9 +109,6 @@ def compose_deprecation(
         "",
         *_dates(model),
     ]
-    if reason:
-        lines += ["", f"Note: {reason}"]
-    return title, "\n".join(lines) + "\n"
 
 
 def _tentative(model: ModelRecord) -> str:
@@ -182,14 +189,7 @@ def compose_reminder(model: ModelRecord, *, public_url: str, now: datetime) -> t
         f"{_label(model)} will be retired on **{_day(model.retire_at)} at "
         f"{model.retire_at:%H:%M} UTC**.",
         *_firmness(model),
-        "",
-        "## What you should do",
-        "",
-        *_numbered(_steps(model, public_url)),
-        "",
-        "## Dates",
-        "",
-        *_dates(model),
+        *_todo_and_dates(model, public_url),
     ]
     return title, "\n".join(lines) + "\n"
 
@@ -209,14 +209,7 @@ def compose_postponement(
         *_firmness(model),
         "",
         f"Reason: {reason}",
-        "",
-        "## What you should do",
-        "",
-        *_numbered(_steps(model, public_url)),
-        "",
-        "## Dates",
-        "",
-        *_dates(model),
+        *_todo_and_dates(model, public_url),
     ]
     return title, "\n".join(lines) + "\n"
 
