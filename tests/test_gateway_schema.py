@@ -20,7 +20,7 @@ from emeritus.store import Settings, Store
 
 EXAMPLES = 100  # per operation; 12 operations
 # Reading an application's state needs only its unguessable id; applying needs a key.
-PUBLIC = {("GET", "/v1/access/applications/{uid}")}
+PUBLIC = {("GET", "/v1/access/applications/{uid}"), ("GET", "/v1/deprecations")}
 pytestmark = pytest.mark.timeout(900)
 
 

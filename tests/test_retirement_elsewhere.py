@@ -28,7 +28,9 @@ from helpers import bundled_gguf
 
 OLD, NEW = "retiring", "successor"
 FRAMING = "interviewer=neutral,wording=neutral,disclosure=undisclosed,system_prompt=without"
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+# In the vLLM suite's group: both load torch on every core (transformers here, vLLM's engine
+# there), and side by side on two cores each took five to ten times as long.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("vllm")]
 
 
 @pytest.fixture(params=["transformers", "server"])
