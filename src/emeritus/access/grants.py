@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from emeritus.access.audit import audit, model_subject, principal_subject
 from emeritus.access.policies import PERIODS, Terms, check_text, period_seconds, policy_of
 from emeritus.access.principals import load_principal
+from emeritus.access.quota import remaining
 from emeritus.access.tables import GrantRecord, KeyRecord, PrincipalRecord
 from emeritus.errors import Conflict, InvalidInput, NotFound
 from emeritus.lifecycle import ModelRecord, check_name, require_model
@@ -248,8 +249,6 @@ def quota_left(
 ) -> dict[str, Any] | None:
     """What the principal may still spend on the model this period (the chat shows it), from its
     live grant or, unused yet, its tier's entitlement; None if it may not use the model."""
-    from emeritus.access.quota import remaining
-
     now = now or utc_now()
     with store.transaction() as session:
         holder = load_principal(session, principal)

@@ -16,11 +16,9 @@ from fastapi.responses import (
     HTMLResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
 
 from emeritus.access import Policies, Role, SignedIn, Ticket, quota_left
 from emeritus.archive import Archive
@@ -31,7 +29,7 @@ from emeritus.gateway.admission import NotReady, Stream, Unavailable
 from emeritus.gateway.common import Current, Gateway
 from emeritus.gateway.console import STATIC, Csrf, Me, check_form, newest, page
 from emeritus.gateway.headers import CHAT_POLICY
-from emeritus.gateway.openai_api import MESSAGE_OVERHEAD, settle_usage
+from emeritus.gateway.openai_api import MESSAGE_OVERHEAD, EventStream, settle_usage
 from emeritus.runtime import ChatRequest, Message, Params
 from emeritus.store import human_day
 
@@ -205,7 +203,12 @@ async def chat_message(
     except Unavailable as busy:
         code = "engine_unavailable" if isinstance(busy, NotReady) else "model_busy"
         return _single({"error": str(busy), "code": code})
-    return _EventResponse(stream, _events(stream, ticket, talks, uid))
+    return EventStream(
+        stream,
+        _events(stream, ticket, talks, uid),
+        gateway.metrics.streams_open.labels(ticket.model),
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def _single(event: dict[str, Any]) -> Response:
@@ -243,20 +246,3 @@ async def _events(
             }
             yield f"data: {json.dumps(done)}\n\n"
         return
-
-
-class _EventResponse(StreamingResponse):
-    """Streams the events, closing the stream however the response ends (a reader that goes
-    away stops the generation at its next chunk)."""
-
-    def __init__(self, stream: Stream, events: AsyncIterator[str]) -> None:
-        super().__init__(
-            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
-        self._stream = stream
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._stream.close()

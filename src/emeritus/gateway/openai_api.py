@@ -76,7 +76,7 @@ async def chat_completions(
         return refused
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _EventStream(
+        return EventStream(
             stream,
             _events(stream, ticket, include_usage),
             gateway.metrics.streams_open.labels(ticket.model),
@@ -164,7 +164,7 @@ def _response_id(ticket: Ticket) -> str:
     return "chatcmpl-" + ticket.request_id.removeprefix("req_")
 
 
-class _EventStream(StreamingResponse):
+class EventStream(StreamingResponse):
     """Writes a stream's buffer to the client, and closes the buffer however the response ends
     (finished, or cancelled when the client disconnects), so that the generation stops at its
     next chunk instead of whenever the garbage collector runs."""
