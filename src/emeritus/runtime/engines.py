@@ -308,6 +308,7 @@ class Engine:
     def _ended(self, process: subprocess.Popen[bytes]) -> None:
         """The process has exited: stopped when asked (or by SIGTERM from an operator), else
         crashed."""
+        _end_group(process)
         code = process.returncode
         ran = round(self.clock() - self._started_at, 3)
         asked = self._stop_reason
@@ -323,6 +324,8 @@ class Engine:
         self._event("runtime.engine_stopped", {"reason": asked, "seconds": ran, "status": code})
 
     def _crashed(self, why: str, kind: str, process: subprocess.Popen[bytes] | None) -> None:
+        if process is not None:
+            _end_group(process)
         now = self.clock()
         with self._cond:
             self.crashes = self.crashes + 1 if now - self._last_crash < CRASH_MEMORY else 1
@@ -391,6 +394,14 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
     process.wait()
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill what the ended engine left in its process group: vLLM's API server runs its engine
+    core and workers as children, and they outlive an API server that was killed or crashed.
+    The engine leads its own group (`start_new_session`), so the group is its pid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def stop_engine(folder: Path, pid: int) -> bool:
