@@ -216,6 +216,57 @@ def test_a_client_that_disconnects_cancels_the_engines_work_and_is_metered(
     assert "cancel task" in log_of(served.home, MODEL)
 
 
+def test_a_client_that_never_reads_holds_only_its_own_slot(served: Served) -> None:
+    """A streamed request whose client never reads a byte: the engine's other slots answer
+    others meanwhile, and the stalled request is metered once, like any other."""
+    import socket
+    from urllib.parse import urlsplit
+
+    _ask(served.client(), "Hello")
+    before = len(served.usage())
+    where = urlsplit(served.base)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((where.hostname or "127.0.0.1", where.port or 80))
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Write a very long story about rivers."}],
+            "max_tokens": 400,
+            "stream": True,
+        }
+    ).encode()
+    stalled.sendall(
+        (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {served.key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+    )
+    try:
+        answers: list[str] = []
+        others = [
+            threading.Thread(target=lambda: answers.append(_ask(served.client(), "Say hi.", 8)))
+            for _ in range(3)
+        ]
+        for thread in others:
+            thread.start()
+        for thread in others:
+            thread.join(120)
+        assert len(answers) == 3 and all(answers)  # served beside the stalled stream
+    finally:
+        stalled.close()
+    deadline = time.monotonic() + 60
+    while len(served.usage()) < before + 4:
+        assert time.monotonic() < deadline, served.usage()[before:]
+        time.sleep(0.1)
+    rows = served.usage()[before:]
+    assert len(rows) == 4  # one row per request, the stalled one included
+    assert sorted(status for status, _, _ in rows)[:3] == [200, 200, 200]
+    assert all(prompt > 0 for _, prompt, _ in rows)
+
+
 def test_an_idle_engine_stops_after_its_keep_alive_and_starts_again(served: Served) -> None:
     _ask(served.client(), "Hello")
     pid = served.state()["pid"]
@@ -548,3 +599,51 @@ def test_an_engine_stopped_while_it_starts_leaves_no_process(tmp_path: Path) -> 
     assert engine.state is EngineState.STOPPED and engine.process is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_what_an_engine_leaves_in_its_process_group_ends_with_it(tmp_path: Path) -> None:
+    """vLLM's API server runs its engine core and workers as children, and they outlived an API
+    server killed with SIGKILL: when an engine ends, however it ends, so does its group."""
+    import sys
+
+    from emeritus.runtime import Engine, EngineState, EngineUnavailable
+    from emeritus.runtime.engines import EngineCommand
+
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time; "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(c.pid)); time.sleep(600)"
+    )
+    for end in ("killed", "stopped"):
+        pid_file.unlink(missing_ok=True)
+        command = EngineCommand("command", (sys.executable, "-c", script))
+        engine = Engine("m", command, folder=tmp_path, slots=1, health_timeout=60)
+        with pytest.raises(EngineUnavailable, match="starting"):
+            engine.ensure(0.2)
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the engine's child never started"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert _running(child)
+        if end == "killed":
+            assert engine.process is not None
+            os.kill(engine.process.pid, signal.SIGKILL)
+            while engine.state is not EngineState.CRASHED:
+                assert time.monotonic() < deadline, "the kill was not seen"
+                time.sleep(0.05)
+        else:
+            engine.stop("operator", wait=2)
+        while _running(child):
+            assert time.monotonic() < deadline, f"the engine's child outlived it ({end})"
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent that does not reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
