@@ -34,6 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "EMERITUS_HOME": home, "EMERITUS_ACTOR": "bench"}
+        # An installed CLI runs from bytecode; a shell with PYTHONDONTWRITEBYTECODE (this one
+        # sets it) would compile every module of emeritus again in every run.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run([EXE, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run([EXE, "models", "add", "m"], env=env, check=True, stdout=subprocess.DEVNULL)
         cases = {"python -c pass": [sys.executable, "-c", "pass"]}

@@ -76,9 +76,9 @@ def _readme_exit_statuses() -> dict[int, str]:
 
 
 def _help_exit_statuses() -> dict[int, str]:
-    """`EXIT_STATUS` in cli/app.py, the epilog of `emeritus --help`: `  N  text`, continued on
+    """`EXIT_STATUS` in cli/root.py, the epilog of `emeritus --help`: `  N  text`, continued on
     lines indented further."""
-    tree = MODULES[SRC / "cli" / "app.py"]
+    tree = MODULES[SRC / "cli" / "root.py"]
     text = next(
         node.value.value
         for node in tree.body

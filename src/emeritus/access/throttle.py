@@ -10,9 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from emeritus.access.tables import SignInThrottleRecord
 from emeritus.errors import EmeritusError
@@ -79,6 +78,26 @@ def check(session: Session, keys: Iterable[str], now: datetime) -> None:
         raise Throttled(max(1, math.ceil(wait)))
 
 
+def _insert_new(session: Session, key: str, now: datetime) -> Executable:
+    """The key's counter row unless it exists, in the dialect's own upsert; the dialects are
+    imported here because PostgreSQL's costs every command that loads access 0.03 s."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return (
+            pg_insert(SignInThrottleRecord)
+            .values(key=key, failures=0, last_failure_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return (
+        sqlite_insert(SignInThrottleRecord)
+        .values(key=key, failures=0, last_failure_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
 def failed(session: Session, keys: Iterable[str], now: datetime) -> None:
     """Count one failure against each key (under its row lock) and lock those past their free
     failures; forget counters that have been quiet for `FORGET_S`."""
@@ -90,13 +109,8 @@ def failed(session: Session, keys: Iterable[str], now: datetime) -> None:
             | (SignInThrottleRecord.locked_until < now),
         )
     )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for key in keys:
-        session.execute(
-            insert(SignInThrottleRecord)
-            .values(key=key, failures=0, last_failure_at=now)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
+        session.execute(_insert_new(session, key, now))
         row = session.scalar(
             select(SignInThrottleRecord).where(SignInThrottleRecord.key == key).with_for_update()
         )

@@ -1,74 +1,87 @@
-"""The `emeritus` command: one module per command group, wired together here."""
+"""The `emeritus` command: one module per command group, wired together here (a command line
+imports only the module of the command it names)."""
 
 import copy
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import typer
 
-from emeritus.cli.access import access_app
-from emeritus.cli.app import app
-from emeritus.cli.archive import (
-    archive_app,
-    audit_command,
-    export_bag_command,
-    preserve,
-    repair_command,
-    replicate_command,
-    restore,
-    verify_command,
-)
-from emeritus.cli.checklist import checklist_command
-from emeritus.cli.compare import compare
-from emeritus.cli.corner import corner_app
-from emeritus.cli.demo import demo
-from emeritus.cli.deployment import deploy_command
-from emeritus.cli.engines import engines_app
-from emeritus.cli.events import events_app
-from emeritus.cli.interview import analyze, annotate, interview
-from emeritus.cli.lifecycle import deprecate, lifecycle_app, retire
-from emeritus.cli.models import facts, models_app
-from emeritus.cli.notices import notices_app
-from emeritus.cli.protocols import protocols_app
-from emeritus.cli.report import decide_command, note, report
-from emeritus.cli.runtime import add_bundled, fingerprint, run
-from emeritus.cli.serve import serve_command
-from emeritus.cli.setup import init
+from emeritus.cli.root import app as _root
 
-app.command("init")(init)
-app.add_typer(models_app, name="models")
-app.command("facts")(facts)
-app.command("deprecate")(deprecate)
-app.command("retire")(retire)
-app.add_typer(lifecycle_app, name="lifecycle")
-app.add_typer(notices_app, name="notices")
-app.command("preserve")(preserve)
-app.command("verify")(verify_command)
-app.command("audit")(audit_command)
-app.command("repair")(repair_command)
-app.command("restore")(restore)
-app.command("export-bag")(export_bag_command)
-app.command("replicate")(replicate_command)
-app.command("run")(run)
-app.command("fingerprint")(fingerprint)
-app.command("deploy")(deploy_command)
-models_app.command("add-bundled")(add_bundled)
-app.add_typer(protocols_app, name="protocols")
-app.command("interview")(interview)
-app.command("analyze")(analyze)
-app.command("annotate")(annotate)
-app.command("compare")(compare)
-app.command("report")(report)
-app.command("note")(note)
-app.command("decide")(decide_command)
-app.command("checklist")(checklist_command)
-app.add_typer(access_app, name="access")
-app.command("serve")(serve_command)
-app.add_typer(engines_app, name="engines")
-app.add_typer(corner_app, name="corner")
-app.add_typer(archive_app, name="archive")
-app.add_typer(events_app, name="events")
-app.command("demo")(demo)
+# Every command and group, in the order `emeritus --help` lists them: name -> (module under
+# emeritus.cli, attribute). An attribute that ends in `_app` is a group. A command line imports
+# only the module of the command it names (a cron tick does not load the demo).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("setup", "init"),
+    "models": ("models", "models_app"),
+    "facts": ("models", "facts"),
+    "deprecate": ("lifecycle", "deprecate"),
+    "retire": ("lifecycle", "retire"),
+    "lifecycle": ("lifecycle", "lifecycle_app"),
+    "notices": ("notices", "notices_app"),
+    "preserve": ("archive", "preserve"),
+    "verify": ("archive", "verify_command"),
+    "audit": ("archive", "audit_command"),
+    "repair": ("archive", "repair_command"),
+    "restore": ("archive", "restore"),
+    "export-bag": ("archive", "export_bag_command"),
+    "replicate": ("archive", "replicate_command"),
+    "run": ("runtime", "run"),
+    "fingerprint": ("runtime", "fingerprint"),
+    "deploy": ("deployment", "deploy_command"),
+    "protocols": ("protocols", "protocols_app"),
+    "interview": ("interview", "interview"),
+    "analyze": ("interview", "analyze"),
+    "annotate": ("interview", "annotate"),
+    "compare": ("compare", "compare"),
+    "report": ("report", "report"),
+    "note": ("report", "note"),
+    "decide": ("report", "decide_command"),
+    "checklist": ("checklist", "checklist_command"),
+    "access": ("access", "access_app"),
+    "serve": ("serve", "serve_command"),
+    "engines": ("engines", "engines_app"),
+    "corner": ("corner", "corner_app"),
+    "archive": ("archive", "archive_app"),
+    "events": ("events", "events_app"),
+    "demo": ("demo", "demo"),
+}
+# Commands of a group that live in another module: group -> (module, attribute, name).
+GROUP_EXTRAS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "models": (("runtime", "add_bundled", "add-bundled"),),
+}
+_wired: set[str] = set()
+
+
+def wire(names: Iterable[str] | None = None) -> typer.Typer:
+    """The root app with the named commands (every one when None) registered, importing their
+    modules now; registering is done once per name, and the help order is COMMANDS' order."""
+    for name in COMMANDS if names is None else names:
+        if name in _wired or name not in COMMANDS:
+            continue
+        module, attribute = COMMANDS[name]
+        target = getattr(importlib.import_module(f"emeritus.cli.{module}"), attribute)
+        if attribute.endswith("_app"):
+            for extra_module, extra, extra_name in GROUP_EXTRAS.get(name, ()):
+                command = getattr(importlib.import_module(f"emeritus.cli.{extra_module}"), extra)
+                target.command(extra_name)(command)
+            _root.add_typer(target, name=name)
+        else:
+            _root.command(name)(target)
+        _wired.add(name)
+    order = list(COMMANDS)
+    _root.registered_commands.sort(key=lambda c: order.index(c.name or ""))
+    _root.registered_groups.sort(key=lambda g: order.index(g.name or ""))
+    return _root
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`emeritus.cli.app`: the whole command, every module imported (tests, docs checks)."""
+    if name == "app":
+        return wire()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # The root callback's options that take a value (`emeritus --home DIR models list`).
@@ -76,7 +89,9 @@ ROOT_VALUE_OPTIONS = ("--home", "--actor")
 
 
 def main() -> None:
-    (only(sys.argv[1:]) or app)()
+    name = command_name(sys.argv[1:])
+    wire([name] if name in COMMANDS else None)
+    (only(sys.argv[1:]) or _root)()
 
 
 def only(argv: Sequence[str]) -> typer.Typer | None:
@@ -86,11 +101,11 @@ def only(argv: Sequence[str]) -> typer.Typer | None:
     name = command_name(argv)
     if name is None:
         return None
-    commands = [c for c in app.registered_commands if c.name == name]
-    groups = [g for g in app.registered_groups if g.name == name]
+    commands = [c for c in _root.registered_commands if c.name == name]
+    groups = [g for g in _root.registered_groups if g.name == name]
     if not commands and not groups:
         return None  # the whole app answers with its own "no such command"
-    narrow = copy.copy(app)
+    narrow = copy.copy(_root)
     narrow.registered_commands = commands
     narrow.registered_groups = groups
     return narrow
@@ -109,4 +124,4 @@ def command_name(argv: Sequence[str]) -> str | None:
     return None
 
 
-__all__ = ["ROOT_VALUE_OPTIONS", "app", "command_name", "main", "only"]
+__all__ = ["COMMANDS", "ROOT_VALUE_OPTIONS", "app", "command_name", "main", "only", "wire"]

@@ -17,8 +17,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, day, emit_json
+from emeritus.cli.root import open_store
 from emeritus.errors import InvalidInput
 
 access_app = typer.Typer(

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, byte_progress, console, emit_json, plural, when
+from emeritus.cli.root import open_store
 from emeritus.cli.runtime import (
     check_behaviour,
     has_fingerprint,

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from emeritus.cli.app import open_store
 from emeritus.cli.models import print_checklist
 from emeritus.cli.output import JsonOption, emit_json
+from emeritus.cli.root import open_store
 
 
 def checklist_command(

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, count_progress, emit_json
+from emeritus.cli.root import open_store
 
 
 def compare(

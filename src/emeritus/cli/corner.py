@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, console, emit_json, progress_console, when
+from emeritus.cli.root import open_store
 
 if TYPE_CHECKING:
     from emeritus.corner import Channel, Draft, Opener

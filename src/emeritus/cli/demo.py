@@ -21,12 +21,12 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from emeritus.cli.app import settings_of
 from emeritus.cli.demo_engine import stage_engine
 from emeritus.cli.demo_notices import stage_notices
 from emeritus.cli.interview import open_judge
 from emeritus.cli.models import print_checklist
 from emeritus.cli.output import console, count_progress, day
+from emeritus.cli.root import settings_of
 from emeritus.errors import Conflict, EmeritusError, InvalidInput
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, emit_json
+from emeritus.cli.root import open_store
 from emeritus.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from emeritus.cli.app import settings_of
 from emeritus.cli.output import JsonOption, console, emit_json
+from emeritus.cli.root import settings_of
 from emeritus.errors import InvalidInput, NotFound
 
 engines_app = typer.Typer(

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, emit_json, when
+from emeritus.cli.root import open_store
 from emeritus.errors import IntegrityError, InvalidInput
 
 events_app = typer.Typer(help="The append-only, hash-chained event log.", no_args_is_help=True)

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.deployment import BackendOption, ServerModelOption, UrlOption, override_of
 from emeritus.cli.output import JsonOption, console, count_progress, emit_json
+from emeritus.cli.root import open_store
 from emeritus.errors import EmeritusError, InvalidInput, NotFound
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, day, emit_json, when
+from emeritus.cli.root import open_store
 
 if TYPE_CHECKING:
     from emeritus.lifecycle import Registry

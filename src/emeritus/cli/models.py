@@ -10,8 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, day, emit_json, when
+from emeritus.cli.root import open_store
 from emeritus.errors import EmeritusError, InvalidInput, NotFound
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, emit_json, when
+from emeritus.cli.root import open_store
 
 notices_app = typer.Typer(
     help="Notices: the feed, subscribers and their deliveries.", invoke_without_command=True

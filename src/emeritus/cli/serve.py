@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import console
+from emeritus.cli.root import open_store
 from emeritus.errors import InvalidInput
 
 MockOption = Annotated[

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from emeritus.cli.app import open_store
 from emeritus.cli.output import JsonOption, console, emit_json
+from emeritus.cli.root import open_store
 
 
 def init(
