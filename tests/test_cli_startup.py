@@ -34,7 +34,7 @@ HEAVY = (
 LOADED = """
 import atexit, json, sys
 def report():
-    sys.__stderr__.write("LOADED " + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+    sys.__stderr__.write("LOADED " + json.dumps(sorted(sys.modules)))
 atexit.register(report)
 import emeritus.cli
 sys.argv = ["emeritus", *sys.argv[1:]]
@@ -43,6 +43,11 @@ emeritus.cli.main()
 
 
 def _loaded(home: Path, *argv: str) -> set[str]:
+    """The top-level packages a command line loads."""
+    return {m.split(".")[0] for m in _modules(home, *argv)}
+
+
+def _modules(home: Path, *argv: str) -> set[str]:
     env = {**os.environ, "EMERITUS_HOME": str(home), "EMERITUS_ACTOR": "tester"}
     done = subprocess.run(
         [sys.executable, "-c", LOADED, *argv], env=env, capture_output=True, text=True, check=False
@@ -123,3 +128,21 @@ def test_a_command_line_builds_only_the_command_it_names() -> None:
     assert [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups] == (
         names
     )
+
+
+def test_a_command_line_imports_only_the_module_of_the_command_it_names(tmp_path: Path) -> None:
+    """Each command group's module is imported for its own commands (`COMMANDS`), with what it
+    imports itself; the whole app, and so every module, only for the root's help."""
+    from emeritus.cli import COMMANDS
+
+    modules = {f"emeritus.cli.{module}" for module, _ in COMMANDS.values()}
+    others = {f"emeritus.cli.{m}" for m in ("demo", "interview", "serve", "report", "access")}
+    for argv, own in {
+        ("lifecycle", "tick"): {"lifecycle"},
+        ("events", "list"): {"events"},
+        ("models", "list"): {"models", "runtime"},  # `models add-bundled` lives in cli/runtime.py
+    }.items():
+        loaded = _modules(tmp_path, *argv) & modules
+        assert {f"emeritus.cli.{m}" for m in own} <= loaded and not loaded & others, argv
+    assert _modules(tmp_path, "lifecycle", "tick") & modules == {"emeritus.cli.lifecycle"}
+    assert _modules(tmp_path, "--help") >= modules
