@@ -144,5 +144,8 @@ def test_a_command_line_imports_only_the_module_of_the_command_it_names(tmp_path
     }.items():
         loaded = _modules(tmp_path, *argv) & modules
         assert {f"emeritus.cli.{m}" for m in own} <= loaded and not loaded & others, argv
-    assert _modules(tmp_path, "lifecycle", "tick") & modules == {"emeritus.cli.lifecycle"}
+    tick = _modules(tmp_path, "lifecycle", "tick")
+    assert tick & modules == {"emeritus.cli.lifecycle"}
+    # Nothing to deliver: neither the outbox nor the access tables its recipients come from.
+    assert "emeritus.access" not in tick and "emeritus.notify.outbox" not in tick
     assert _modules(tmp_path, "--help") >= modules

@@ -24,7 +24,7 @@ import emeritus.chat  # and the console's chat
 import emeritus.corner  # and the essay channel tables
 import emeritus.interview  # and the interview tables
 import emeritus.lifecycle
-import emeritus.notify  # and notice delivery's
+import emeritus.notify.tables  # and notice delivery's (the package loads its modules on use)
 import emeritus.report  # and the report tables
 from emeritus.errors import InvalidInput
 from emeritus.store import Base, Database, Settings, Store, atomic_write, list_events, verify_chain

@@ -1,19 +1,66 @@
 """Notice delivery: subscribers, the outbox written with each notice, signed webhooks and email,
-retries and dead letters. Spec: docs/design/notices.md."""
+retries and dead letters. Spec: docs/design/notices.md.
 
-from emeritus.notify.config import DeliveryConfig
-from emeritus.notify.outbox import (
-    affected_principals,
-    fan_out_hook,
-    notifying_registry,
-    usage_figures,
-)
-from emeritus.notify.sender import Sender, SendReport, backoff
-from emeritus.notify.signing import SIGNATURE_HEADER, new_secret, sign, verify
-from emeritus.notify.stragglers import Straggler, day_labels, find_stragglers
-from emeritus.notify.subscribers import STATES, Delivery, Subscriber, Subscribers
-from emeritus.notify.tables import AttemptRecord, DeliveryRecord, SubscriberRecord
-from emeritus.notify.targets import check_email, check_webhook
+Names load with the module that holds them, on first use: a cron tick that has nothing to
+deliver loads neither the outbox nor the access tables its recipients come from."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emeritus.notify.config import DeliveryConfig
+    from emeritus.notify.hook import fan_out_hook, notifying_registry
+    from emeritus.notify.outbox import affected_principals, usage_figures
+    from emeritus.notify.sender import Sender, SendReport, backoff
+    from emeritus.notify.signing import SIGNATURE_HEADER, new_secret, sign, verify
+    from emeritus.notify.stragglers import Straggler, day_labels, find_stragglers
+    from emeritus.notify.subscribers import STATES, Delivery, Subscriber, Subscribers
+    from emeritus.notify.tables import AttemptRecord, DeliveryRecord, SubscriberRecord
+    from emeritus.notify.targets import check_email, check_webhook
+
+# Each public name, and the module under emeritus.notify that holds it.
+_MODULES = {
+    "DeliveryConfig": "config",
+    "fan_out_hook": "hook",
+    "notifying_registry": "hook",
+    "affected_principals": "outbox",
+    "usage_figures": "outbox",
+    "Sender": "sender",
+    "SendReport": "sender",
+    "backoff": "sender",
+    "SIGNATURE_HEADER": "signing",
+    "new_secret": "signing",
+    "sign": "signing",
+    "verify": "signing",
+    "Straggler": "stragglers",
+    "day_labels": "stragglers",
+    "find_stragglers": "stragglers",
+    "STATES": "subscribers",
+    "Delivery": "subscribers",
+    "Subscriber": "subscribers",
+    "Subscribers": "subscribers",
+    "AttemptRecord": "tables",
+    "DeliveryRecord": "tables",
+    "SubscriberRecord": "tables",
+    "check_email": "targets",
+    "check_webhook": "targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULES])
+
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -12,27 +12,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from emeritus.access import GrantRecord, PrincipalRecord, UsageRecord
-from emeritus.lifecycle import (
-    Notice,
-    NoticeHook,
-    NoticeRecord,
-    Registry,
-    migration_url,
-    successor_chain,
-)
+from emeritus.lifecycle import Notice, NoticeRecord, migration_url, successor_chain
 from emeritus.notify.config import DeliveryConfig
 from emeritus.notify.tables import DeliveryRecord, SubscriberRecord
 from emeritus.notify.targets import is_email
-from emeritus.store import Settings, Store, as_utc, canonical_json, iso, utc_now
-
-
-def fan_out_hook(settings: Settings, config: DeliveryConfig) -> NoticeHook:
-    """The registry's `on_notice`: a notice's deliveries are committed with it."""
-
-    def hook(session: Session, notice: NoticeRecord) -> None:
-        fan_out(session, notice, settings=settings, config=config)
-
-    return hook
+from emeritus.store import Settings, as_utc, canonical_json, iso, utc_now
 
 
 def fan_out_pending(session: Session, *, settings: Settings, config: DeliveryConfig) -> int:
@@ -229,10 +213,3 @@ def _body(notice: NoticeRecord, settings: Settings) -> dict[str, Any]:
             "migration_guide": migration_url(settings.public_url, model.name),
         },
     }
-
-
-def notifying_registry(store: Store, config: DeliveryConfig | None = None) -> Registry:
-    """The registry whose notices carry their deliveries: what every command that changes a
-    model's lifecycle uses."""
-    config = config or DeliveryConfig.from_env()
-    return Registry(store, on_notice=fan_out_hook(store.settings, config))

@@ -8,16 +8,18 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from emeritus.notify.channels import Outcome, encode, send_email, send_webhook
+from emeritus.lifecycle import NoticeRecord
 from emeritus.notify.config import DeliveryConfig
-from emeritus.notify.outbox import fan_out_pending
 from emeritus.notify.tables import AttemptRecord, DeliveryRecord, SubscriberRecord
 from emeritus.notify.targets import refusal
 from emeritus.store import Store, append_event, utc_now
+
+if TYPE_CHECKING:
+    from emeritus.notify.channels import Outcome
 
 
 def backoff(tries: int, *, rng: random.Random | None = None) -> timedelta:
@@ -57,6 +59,12 @@ class SendReport:
         }
 
 
+def _awaiting_fan_out(session: Any) -> bool:
+    """A notice written without the hook, whose deliveries the sender must write first."""
+    waiting = select(NoticeRecord.id).where(NoticeRecord.fanned_out_at.is_(None)).limit(1)
+    return session.scalar(waiting) is not None
+
+
 class Sender:
     """Deliver what is due. Two senders at once never claim the same delivery."""
 
@@ -77,9 +85,14 @@ class Sender:
         report = SendReport()
         stop = time.monotonic() + budget if budget is not None else None
         with self.store.transaction() as session:
-            report.fanned_out = fan_out_pending(
-                session, settings=self.store.settings, config=self.config
-            )
+            if retry_dead or _awaiting_fan_out(session):
+                # The outbox, and the access tables its recipients come from, load only when
+                # a notice awaits its deliveries: a cron tick with nothing to do loads neither.
+                from emeritus.notify.outbox import fan_out_pending
+
+                report.fanned_out = fan_out_pending(
+                    session, settings=self.store.settings, config=self.config
+                )
             if retry_dead:
                 session.execute(
                     update(DeliveryRecord)
@@ -113,6 +126,10 @@ class Sender:
             ).first()
             if row is None:
                 return None
+            # A delivery refers to its principal: writing one needs the access tables on the
+            # metadata, which a run with nothing to send does not load.
+            from emeritus.access import PrincipalRecord  # noqa: F401
+
             # Until the outcome is recorded the lease holds it; a killed sender's claim
             # expires and the delivery goes again with the same idempotency key.
             row.tries += 1
@@ -140,6 +157,8 @@ class Sender:
             )
 
     def _send(self, claim: Claim) -> Outcome:
+        from emeritus.notify.channels import Outcome, encode, send_email, send_webhook
+
         if claim.channel == "webhook":
             why = refusal(claim.target, self.config.hosts)
             if why is not None:
