@@ -11,7 +11,7 @@ slots (`--parallel`, docs/design/engines.md); then what the full framing grid wo
 engine's pace (`--full-grid` runs it).
 
 Run: .venv/bin/python bench/interview.py [--sessions 2] [--threads 2]
-     [--engine --sessions 8 --parallel 8 [--full-grid]]
+     [--engine --sessions 8 --parallel 8 [--full-grid] [--flash-attn] [--no-baseline]]
 Target (issue 5): runner / plain >= 0.95 tokens per second.
 Target (issue 17): the full 36-framing grid through the engine in at most 30 minutes.
 """
@@ -29,8 +29,9 @@ from typing import Any
 from emeritus.archive import Archive
 from emeritus.interview import RunConfig, grid, load_protocol, plan, question_text, run_interview
 from emeritus.interview.findings import transcript
+from emeritus.interview.runner import window
 from emeritus.lifecycle import Registry
-from emeritus.runtime import Deployment, open_preserved
+from emeritus.runtime import Deployment, Message, open_preserved
 from emeritus.runtime.bundled import BUNDLED
 from emeritus.store import Settings, Store
 
@@ -58,6 +59,7 @@ def ours(
     *,
     engine: int = 0,
     framings: dict[str, list[str]] | None = None,
+    flash_attn: bool = False,
 ) -> tuple[float, int]:
     """The runner's seconds and completion tokens; on a managed llama-server with `engine`
     slots (as many sessions at once) when `engine` is given."""
@@ -74,6 +76,8 @@ def ours(
         )
         if engine:
             options = {"parallel": engine, "context": 4096, "threads": threads}
+            if flash_attn:  # faster, but greedy tokens part from the embedded build's
+                options["flash_attn"] = True
             override = Deployment("llama-server", options=options, source="override")
             backend, _ = open_preserved(archive, MODEL, override)
         else:
@@ -118,10 +122,12 @@ def plain(gguf: Path, sessions: int, threads: int, max_tokens: int) -> tuple[flo
         started = time.perf_counter()
         for number, text in enumerate(questions):
             history.append({"role": "user", "content": text})
-            # The runner's window rule: the oldest exchanges give way past 6,000 characters.
-            kept = history[1:]
-            while len(kept) > 1 and sum(len(m["content"]) for m in kept) + len(system) > 6000:
-                kept = kept[2:]
+            # The runner's window rule (docs/design/interview-protocol.md, "The conversation
+            # window"), so that both see the same conversation.
+            seen = window(
+                [Message(m["role"], m["content"]) for m in history[1:]], 6000 - len(system)
+            )
+            kept = history[len(history) - len(seen) :]
             answer: Any = llm.create_chat_completion(
                 [history[0], *kept],  # type: ignore[arg-type]
                 max_tokens=max_tokens,
@@ -148,6 +154,12 @@ def main() -> int:
     parser.add_argument("--engine", action="store_true", help="embedded vs a managed engine")
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--full-grid", action="store_true", help="then the whole framing grid")
+    parser.add_argument(
+        "--flash-attn", action="store_true", help="with --engine: the engine's flash attention on"
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="with --engine: skip the embedded runs"
+    )
     args = parser.parse_args()
     if args.engine:
         return engine_main(args)
@@ -188,30 +200,47 @@ def engine_main(args: argparse.Namespace) -> int:
         with Store.open(Settings.from_env({}, home=home)) as store:
             Registry(store).add(MODEL)
             Archive(store).preserve(MODEL, [gguf])
-        one_s, one_t = ours(home, args.sessions, args.threads, args.max_tokens)
+        one_s, one_t = (
+            (0.0, 0)
+            if args.no_baseline
+            else ours(home, args.sessions, args.threads, args.max_tokens)
+        )
         many_s, many_t = ours(
-            home, args.sessions, args.threads, args.max_tokens, engine=args.parallel
+            home,
+            args.sessions,
+            args.threads,
+            args.max_tokens,
+            engine=args.parallel,
+            flash_attn=args.flash_attn,
         )
         full: tuple[float, int] | None = None
         if args.full_grid:
             framings = len(grid())
             full = ours(
-                home, framings, args.threads, args.max_tokens, engine=args.parallel, framings={}
+                home,
+                framings,
+                args.threads,
+                args.max_tokens,
+                engine=args.parallel,
+                framings={},
+                flash_attn=args.flash_attn,
             )
     print(
         f"### Interviews at engine speed ({args.sessions} sessions of the standard protocol, "
         f"{args.threads} threads, max {args.max_tokens} tokens per answer)\n"
     )
     print("| run | seconds | completion tokens | tokens/s |\n|---|---:|---:|---:|")
-    print(
-        f"| runner, embedded llama.cpp, one session at a time | {one_s:.1f} | {one_t} | "
-        f"{one_t / one_s:.1f} |"
-    )
+    if one_s:
+        print(
+            f"| runner, embedded llama.cpp, one session at a time | {one_s:.1f} | {one_t} | "
+            f"{one_t / one_s:.1f} |"
+        )
     print(
         f"| runner, managed llama-server, {args.parallel} sessions at once | {many_s:.1f} | "
         f"{many_t} | {many_t / many_s:.1f} |"
     )
-    print(f"\nspeed-up in wall time: {one_s / many_s:.2f}x")
+    if one_s:
+        print(f"\nspeed-up in wall time: {one_s / many_s:.2f}x")
     per_session = many_s / args.sessions
     print(
         f"the full grid ({len(grid())} framings) at the engine's pace: about "

@@ -3,7 +3,9 @@ bundled model in a reduced grid), resuming a killed run, and hash-chained archiv
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from emeritus.errors import IntegrityError, InvalidInput
 from emeritus.interview import RunConfig, default_transcript, grid, load_protocol, run_interview
 from emeritus.interview.transcript_file import decode, encode
 from emeritus.lifecycle import Registry
-from emeritus.runtime import ChatRequest, Completion
+from emeritus.runtime import ChatRequest, Completion, Message
 from emeritus.runtime.mock import MockBackend
 from emeritus.runtime.preserved import open_preserved
 from emeritus.store import Settings, Store, list_events
@@ -172,3 +174,27 @@ def test_the_conversation_window_fits_the_context_a_server_tells() -> None:
     assert small.context_chars == (1024 - 96 - 200) * 3 < config.context_chars
     assert small.run_id == config.run_id  # the window is not part of the run's identity
     assert fitted(config, 300).context_chars == 500  # never below a few exchanges
+
+
+def test_the_window_drops_old_exchanges_in_steps_so_that_a_cached_prefix_lasts() -> None:
+    from emeritus.interview.runner import window
+
+    rng = random.Random(5)
+    history: list[Message] = []
+    starts: list[str] = []
+    for number in range(60):
+        history.append(Message("user", f"question {number} " + "q" * rng.randint(40, 200)))
+        kept = window(history, 3000)
+        assert kept[-1] is history[-1]  # the question asked is always kept
+        assert kept == history[len(history) - len(kept) :] and kept[0].role == "user"
+        assert sum(len(m.content) for m in kept) <= 3000
+        assert window(list(history), 3000) == kept  # the same history, the same window
+        if starts and kept[0] is not starts[-1]:  # a drop leaves at most half the room
+            assert sum(len(m.content) for m in kept) <= 1500
+        starts.append(kept[0])
+        history.append(Message("assistant", "a" * rng.randint(100, 500)))
+    drops = sum(a is not b for a, b in itertools.pairwise(starts))
+    assert 3 <= drops <= 12  # one exchange per question would be about 50
+    assert window(history[:5], 100_000) == history[:5]
+    huge = [Message("user", "x" * 5000)]
+    assert window(huge, 3000) == huge  # a question longer than the room is still asked

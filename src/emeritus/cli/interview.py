@@ -33,7 +33,8 @@ ResamplesOption = Annotated[
 ContextCharsOption = Annotated[
     int,
     typer.Option(
-        help="Keep the conversation under this many characters (oldest exchanges drop first); "
+        help="Keep the conversation under this many characters (the oldest exchanges give way, "
+        "down to half of it); "
         "fit it to the model's context window."
     ),
 ]

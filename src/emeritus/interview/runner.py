@@ -297,16 +297,30 @@ def _ask(
     seed: int,
     scope: str = "interview",
 ) -> Any:
-    # The oldest exchanges give way first when the conversation outgrows the window.
-    kept = list(history)
-    while len(kept) > 1 and sum(len(m.content) for m in kept) + len(system) > config.context_chars:
-        kept = kept[2:]
     request = ChatRequest(
-        (Message("system", system), *kept),
+        (Message("system", system), *window(history, config.context_chars - len(system))),
         Params(max_tokens=config.max_tokens, temperature=config.temperature, seed=seed),
         cache_scope=scope,  # one operator's conversation: its prefix may be reused
     )
     return backend.chat(request)
+
+
+def window(history: list[Message], room: int) -> list[Message]:
+    """The part of the conversation the model sees, in at most `room` characters where it can
+    (the question asked is always kept). When the conversation outgrows the room, the oldest
+    exchanges give way until what is left fills at most half of it; then it grows again.
+    Dropping one exchange per question would shift the prompt's start every time, and an
+    engine's cached prefix would never be reused; this way it is, until the next drop. A pure
+    function of the history, so that a resumed or resampled question sees the same window."""
+    ends = [0]
+    for message in history:
+        ends.append(ends[-1] + len(message.content))
+    start = 0
+    for end in range(1, len(history) + 1, 2):  # each point where a question is asked
+        if ends[end] - ends[start] > room:
+            while end - start > 1 and ends[end] - ends[start] > room // 2:
+                start += 2
+    return history[start:]
 
 
 def _line(
