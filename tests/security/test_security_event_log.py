@@ -248,3 +248,20 @@ def test_lifecycle_tick_anchors_at_least_daily(store: Store) -> None:
     later = (utc_now() + timedelta(days=1, minutes=1)).isoformat()
     assert json.loads(_cli(store, "lifecycle", "tick", "--now", later, "--json"))["anchored"]
     assert CHECKPOINTS_OBJECT in [o.model for o in Archive(store).objects()]
+
+
+def test_a_forged_recent_checkpoint_in_the_database_does_not_stop_the_daily_anchor(
+    store: Store, tmp_path: Path
+) -> None:
+    """The tick trusts the database's checkpoint to say that none is due only when this home's
+    key signed it: a forged, recent one cannot hold anchoring off."""
+    _append(store, 2)
+    assert json.loads(_cli(store, "lifecycle", "tick", "--json"))["anchored"]["seq"] == 2
+    _append(store, 1)
+    later = utc_now() + timedelta(days=1, minutes=1)
+    mallory = SigningKey.open(tmp_path / "mallory")
+    forged = Checkpoint.sign(mallory, 3, "sha256:" + "0" * 64, later)
+    _sql(store, "UPDATE event_chain_verified SET checkpoint = :c", c=forged.to_line())
+    assert not store.anchored_within(timedelta(days=1), later)
+    ticked = _cli(store, "lifecycle", "tick", "--now", later.isoformat(), "--json", code=5)
+    assert "signed by another key" in ticked  # refused by name, and not taken as anchored

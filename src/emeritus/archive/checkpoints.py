@@ -17,6 +17,7 @@ from emeritus.archive.storage import Storage, open_storage
 from emeritus.archive.writer import Incoming
 from emeritus.errors import EmeritusError, IntegrityError
 from emeritus.store import (
+    ANCHOR_EVERY,
     ChainReport,
     Checkpoint,
     Position,
@@ -34,7 +35,7 @@ CHECKPOINTS_OID = "urn:emeritus:event-checkpoints"
 ARCHIVE_OWN_OBJECTS = frozenset({CHECKPOINTS_OBJECT})
 CHECKPOINTS_FILE = "checkpoints.jsonl"
 KEPT = 100  # checkpoints in the head version's file; earlier versions keep the older ones
-DAILY = timedelta(days=1)
+DAILY = ANCHOR_EVERY
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ class Anchor:
     ) -> Checkpoint | None:
         """Take a checkpoint when the newest is older than `age` (or there is none)."""
         now = now or utc_now()
+        if self.store.anchored_within(age, now):  # no copy need be read to know
+            return None
         newest = self.newest().checkpoint
         if newest is not None and now - newest.time < age:
             return None

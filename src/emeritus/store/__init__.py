@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from emeritus.store.anchor import (
+    ANCHOR_EVERY,
     Checkpoint,
     KeyRefused,
     SigningKey,
@@ -72,6 +74,20 @@ class Store:
             self._key = SigningKey.open(self.settings.home)
         return self._key
 
+    def anchored_within(self, age: timedelta, now: datetime) -> bool:
+        """Whether the database's last verified checkpoint is signed by this home's key and
+        younger than `age`. The newest checkpoint over every copy is then at least as young, so
+        a caller deciding whether one is due need not read the copies (nor load the archive)."""
+        with self.transaction() as session:
+            line = remembered_checkpoint(session)
+        if line is None:
+            return False
+        try:
+            checkpoint = Checkpoint.from_line(line)
+        except ValueError:
+            return False
+        return checkpoint.problem(self.signing_key()) is None and now - checkpoint.time < age
+
     def close(self) -> None:
         self.db.dispose()
 
@@ -83,6 +99,7 @@ class Store:
 
 
 __all__ = [
+    "ANCHOR_EVERY",
     "GENESIS_DIGEST",
     "Base",
     "ChainReport",

@@ -14,7 +14,7 @@ import os
 import stat
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # cryptography loads when a key is first used, not with the s
 KEY_DIR = "keys"
 KEY_FILE = "signing.ed25519"
 CHECKPOINT_TYPE = "emeritus.event-checkpoint"
+ANCHOR_EVERY = timedelta(days=1)  # how old the newest checkpoint may be before a tick takes one
 CHECKPOINT_VERSION = 1
 KEY_PREFIX = "ed25519:"
 
