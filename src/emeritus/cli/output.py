@@ -8,20 +8,13 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+
+if TYPE_CHECKING:  # rich.progress loads with the first bar: most commands show none
+    from rich.progress import ProgressColumn
 
 # Piped into a file or a log, Rich would assume 80 columns and cut table cells ("…"): use a
 # width no table reaches instead, unless the caller set COLUMNS.
@@ -49,6 +42,8 @@ def byte_progress(
     description: str, *, enabled: bool = True
 ) -> contextlib.AbstractContextManager[ByteProgress | None]:
     """A bar in bytes with MB/s; yields `start(total) -> advance(n)` (thread-safe)."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
     return _progress(
         description, enabled, DownloadColumn(binary_units=False), TransferSpeedColumn()
     )
@@ -58,6 +53,8 @@ def count_progress(
     description: str, *, enabled: bool = True
 ) -> contextlib.AbstractContextManager[ByteProgress | None]:
     """A bar counting steps (questions, sessions) with an ETA."""
+    from rich.progress import MofNCompleteColumn
+
     return _progress(description, enabled, MofNCompleteColumn())
 
 
@@ -68,6 +65,8 @@ def _progress(
     if not enabled or not progress_console.is_terminal:  # no bar in logs and pipes
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     lock = threading.Lock()
     with Progress(
         TextColumn("{task.description}"),
