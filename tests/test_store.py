@@ -181,3 +181,55 @@ def test_a_killed_writer_leaves_a_consistent_log(database_url: str, tmp_path: Pa
         registry.add("after-the-crash")
         with store.transaction() as session:
             assert verify_chain(session).ok
+
+
+def test_threads_of_one_process_take_turns_without_sleeping(tmp_path: Path) -> None:
+    """SQLite's busy handler sleeps up to 100 ms between tries, so threads of one process (a
+    gateway's requests) queue on a lock of the process's own instead; every transaction still
+    lands, in one chain."""
+    store = Store.open(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/e.db"))
+    failures: list[BaseException] = []
+
+    def append(worker: int) -> None:
+        try:
+            for n in range(15):
+                store.record("test.step", f"model:w{worker}", {"n": n})
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with store.transaction() as session:
+        assert len(list_events(session, limit=1000)) == 12 * 15
+        assert verify_chain(session).ok
+
+
+def test_a_transaction_that_waits_too_long_for_its_turn_fails_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emeritus.errors import Conflict
+    from emeritus.store import database
+
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)
+    store = Store.open(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/e.db"))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.transaction():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        with pytest.raises(Conflict, match=r"the database is locked: waited 0\.2 s"):
+            store.record("test.step", "model:a", {})
+    finally:
+        release.set()
+        holder.join()
+    store.record("test.step", "model:a", {})  # and it is free again

@@ -3,12 +3,18 @@
 SQLite by default, PostgreSQL by URL. SQLite transactions begin with `BEGIN IMMEDIATE` so that two
 writers queue on the database lock instead of failing half-way; PostgreSQL writers serialise on the
 rows they lock (see `events.py`).
+
+Within one process, SQLite transactions also take turns on a lock of the process's own: SQLite's
+busy handler waits for the database lock by sleeping 1, 2, 5, 10 ... 100 ms between tries, so that
+threads queueing behind one another (a gateway's requests) would each sleep far longer than the
+lock is held. Other processes (a CLI beside the gateway) still queue on SQLite's lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +26,13 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from emeritus.errors import InvalidInput
+from emeritus.errors import Conflict, InvalidInput
 from emeritus.store.clock import as_utc
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent first-use migrations.
 _MIGRATION_LOCK_KEY = 0x656D6572
+BUSY_TIMEOUT_S = 30  # how long a SQLite transaction waits for the database before it fails
 
 
 def schema_head() -> str:
@@ -83,12 +90,27 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reentrant: a second transaction opened inside a thread's first meets SQLite's lock, as
+        # before (it waits for itself there and fails after the busy timeout), not this one.
+        self._turn = threading.RLock() if self.is_sqlite else None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any exception."""
-        with self._sessions() as session, session.begin():
+        with self._my_turn(), self._sessions() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def _my_turn(self) -> Iterator[None]:
+        if self._turn is None:
+            yield
+            return
+        if not self._turn.acquire(timeout=BUSY_TIMEOUT_S):
+            raise Conflict(f"the database is locked: waited {BUSY_TIMEOUT_S} s for a transaction")
+        try:
+            yield
+        finally:
+            self._turn.release()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it is already there.
@@ -155,7 +177,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
