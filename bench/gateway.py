@@ -116,7 +116,11 @@ async def load(
         "tokens_per_s": round(tokens / wall, 1),
         "tokens_per_request": round(tokens / requests, 1),
         "median_latency_ms": round(statistics.median(latencies) * 1000, 1),
-        "p90_latency_ms": round(statistics.quantiles(latencies, n=10)[-1] * 1000, 1),
+        "p90_latency_ms": round(
+            (statistics.quantiles(latencies, n=10)[-1] if len(latencies) > 1 else latencies[0])
+            * 1000,
+            1,
+        ),
     }
 
 
