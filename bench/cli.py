@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--instructions", action="store_true", help="count them with callgrind")
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "EMERITUS_HOME": home, "EMERITUS_ACTOR": "bench"}

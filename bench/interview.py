@@ -161,6 +161,8 @@ def main() -> int:
         "--no-baseline", action="store_true", help="with --engine: skip the embedded runs"
     )
     args = parser.parse_args()
+    if (args.no_baseline or args.flash_attn) and not args.engine:
+        parser.error("--no-baseline and --flash-attn go with --engine")
     if args.engine:
         return engine_main(args)
     with tempfile.TemporaryDirectory(prefix="emeritus-bench-") as tmp:

@@ -35,7 +35,6 @@ CHECKPOINTS_OID = "urn:emeritus:event-checkpoints"
 ARCHIVE_OWN_OBJECTS = frozenset({CHECKPOINTS_OBJECT})
 CHECKPOINTS_FILE = "checkpoints.jsonl"
 KEPT = 100  # checkpoints in the head version's file; earlier versions keep the older ones
-DAILY = ANCHOR_EVERY
 
 
 @dataclass(frozen=True)
@@ -187,12 +186,10 @@ class Anchor:
         return AnchorReport(chain, newest, self._anchor(chain, newest))
 
     def take_if_older(
-        self, age: timedelta = DAILY, *, now: datetime | None = None
+        self, age: timedelta = ANCHOR_EVERY, *, now: datetime | None = None
     ) -> Checkpoint | None:
         """Take a checkpoint when the newest is older than `age` (or there is none)."""
         now = now or utc_now()
-        if self.store.anchored_within(age, now):  # no copy need be read to know
-            return None
         newest = self.newest().checkpoint
         if newest is not None and now - newest.time < age:
             return None
