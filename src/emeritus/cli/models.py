@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from emeritus.cli.output import JsonOption, console, day, emit_json, when
@@ -228,6 +227,8 @@ def facts(
     as_json: JsonOption = False,
 ) -> None:
     """Record or show the operator's facts about a model's deployment and use."""
+    import yaml  # an eighth of a billion instructions: not for every `models` command
+
     from emeritus.lifecycle import Registry
 
     with open_store(ctx) as store:
