@@ -24,7 +24,7 @@ from emeritus.access.audit import audit, model_subject
 from emeritus.access.denials import Denials
 from emeritus.access.grants import entitled_terms, entitlement_grant, live_grant
 from emeritus.access.keys_format import key_matches, parse_key
-from emeritus.access.policies import Price, policy_of
+from emeritus.access.policies import price_of
 from emeritus.access.quota import admit, settle, tokens_left
 from emeritus.access.tables import (
     FeedbackRecord,
@@ -235,10 +235,8 @@ class Gate:
         used = prompt_tokens + completion_tokens
         try:
             with self.store.transaction() as session:
-                if session.scalar(
-                    select(UsageRecord.id).where(UsageRecord.request_id == ticket.request_id)
-                ):
-                    raise Conflict(f"usage of request {ticket.request_id} is already recorded")
+                # A second report of the ticket is refused by the unique request_id (below), not
+                # by a query first: this runs on every request.
                 grant = session.scalar(
                     select(GrantRecord).where(GrantRecord.id == ticket._grant_id).with_for_update()
                 )
@@ -249,10 +247,7 @@ class Gate:
                     reserved=ticket.reserved_tokens,
                     used=used,
                 )
-                model = session.get(ModelRecord, ticket._model_row)
-                assert model is not None
-                policy = policy_of(session, model)
-                price = policy.price if policy is not None else Price()
+                price = price_of(session, ticket._model_row)
                 row = UsageRecord(
                     request_id=ticket.request_id,
                     time=now,

@@ -350,6 +350,17 @@ def _parse_price(raw: Any) -> Price:
     return Price(values[0], values[1])
 
 
+def price_of(session: Session, model_id: int) -> Price:
+    """The price in a model's stored policy (none: free), read without parsing the rest: it is
+    asked on every metered request, and a stored policy was checked whole when it was set."""
+    document = session.scalar(
+        select(PolicyRecord.document).where(PolicyRecord.model_id == model_id)
+    )
+    if document is None:
+        return Price()
+    return _parse_price(json.loads(document).get("price", {}))
+
+
 def policy_of(session: Session, model: ModelRecord) -> Policy | None:
     row = session.scalar(select(PolicyRecord).where(PolicyRecord.model_id == model.id))
     if row is None:
