@@ -76,6 +76,33 @@ def test_store_commands_load_only_the_store(tmp_path: Path) -> None:
         assert "sqlalchemy" in loaded
         # The schema is current: Alembic is not imported to find that out.
         assert loaded & set(HEAVY) == needed, argv
+    # Listing, and a tick with nothing due, read by Core: neither loads the ORM.
+    for argv in (("models", "list"), ("lifecycle", "tick")):
+        assert "sqlalchemy.orm" not in _modules(tmp_path, *argv), argv
+
+
+def test_the_core_views_match_the_tables() -> None:
+    """The Core views that spare those commands the ORM name real columns of the same types."""
+    from emeritus.cli.lifecycle import NOTHING_SENT, outbox_views
+    from emeritus.lifecycle import ModelRecord, NoticeRecord
+    from emeritus.lifecycle.models import MODELS
+    from emeritus.notify import DeliveryRecord, SendReport
+    from emeritus.store.anchor import VERIFIED
+    from emeritus.store.tables import VerifiedCheckpoint
+
+    assert SendReport().to_dict() == NOTHING_SENT
+    assert [c.name for c in MODELS.c] == [c.name for c in ModelRecord.__table__.c]
+    notices, deliveries = outbox_views()
+    for view, record in [
+        (MODELS, ModelRecord),
+        (VERIFIED, VerifiedCheckpoint),
+        (notices, NoticeRecord),
+        (deliveries, DeliveryRecord),
+    ]:
+        real = record.__table__
+        assert view.name == real.name
+        for c in view.c:
+            assert isinstance(c.type, type(real.c[c.name].type)), (view.name, c.name)
 
 
 def test_help_texts_name_the_vocabularies_the_services_hold() -> None:

@@ -60,7 +60,7 @@ def list_models(
     as_json: JsonOption = False,
 ) -> None:
     """List registered models."""
-    from emeritus.lifecycle import Registry, State
+    from emeritus.lifecycle import State, registered_models
 
     wanted = None
     if state is not None:
@@ -71,7 +71,7 @@ def list_models(
                 f"unknown state {state!r}: choose active, deprecated or retired"
             ) from None
     with open_store(ctx) as store:
-        models = Registry(store).models(state=wanted)
+        models = registered_models(store, state=wanted)  # by Core: no ORM loads
     if as_json:
         emit_json([m.to_dict() for m in models])
         return

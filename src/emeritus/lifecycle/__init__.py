@@ -1,12 +1,60 @@
 """The model registry: lifecycle states and transitions, successors and notices. The layer
-directly above the store: the archive asks it which models exist."""
+directly above the store: the archive asks it which models exist.
 
-from emeritus.lifecycle.deprecations import deprecation_list
-from emeritus.lifecycle.models import ModelInfo, require_model
-from emeritus.lifecycle.notices import Notice, migration_url, render_feed, successor_chain
-from emeritus.lifecycle.registry import NoticeHook, Registry
-from emeritus.lifecycle.states import Availability, State, check_name
-from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
+Names load with the module that holds them, on first use: `emeritus models list` reads the
+registry by Core (`registered_models`) and loads neither the ORM nor the registry's tables."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emeritus.lifecycle.deprecations import deprecation_list
+    from emeritus.lifecycle.models import (
+        ModelInfo,
+        any_deprecated,
+        registered_models,
+        require_model,
+    )
+    from emeritus.lifecycle.notices import Notice, migration_url, render_feed, successor_chain
+    from emeritus.lifecycle.registry import NoticeHook, Registry
+    from emeritus.lifecycle.states import Availability, State, check_name
+    from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
+
+# Each public name, and the module under emeritus.lifecycle that holds it.
+_MODULES = {
+    "Availability": "states",
+    "ModelInfo": "models",
+    "ModelRecord": "tables",
+    "Notice": "notices",
+    "NoticeHook": "registry",
+    "NoticeRecord": "tables",
+    "Registry": "registry",
+    "State": "states",
+    "any_deprecated": "models",
+    "check_name": "states",
+    "deprecation_list": "deprecations",
+    "migration_url": "notices",
+    "registered_models": "models",
+    "render_feed": "notices",
+    "require_model": "models",
+    "successor_chain": "notices",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULES])
+
 
 __all__ = [
     "Availability",
@@ -17,9 +65,11 @@ __all__ = [
     "NoticeRecord",
     "Registry",
     "State",
+    "any_deprecated",
     "check_name",
     "deprecation_list",
     "migration_url",
+    "registered_models",
     "render_feed",
     "require_model",
     "successor_chain",

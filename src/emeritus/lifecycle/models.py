@@ -1,19 +1,45 @@
-"""A registered model as the interfaces show it, and the one lookup by name."""
+"""A registered model as the interfaces show it, the one lookup by name, and the listing.
+
+The listing reads by Core and so loads no ORM: `emeritus models list` answers sooner.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Boolean, Date, Integer, String, Text, column, exists, select, table
 
 from emeritus.errors import NotFound
-from emeritus.lifecycle.notices import successor_chain
 from emeritus.lifecycle.states import Availability, State
-from emeritus.lifecycle.tables import ModelRecord
-from emeritus.store import iso
+from emeritus.store import Store, UTCDateTime, iso
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from emeritus.lifecycle.tables import ModelRecord
+
+# `ModelRecord`'s table as Core reads it, without the ORM (a test holds it to tables.py).
+MODELS = table(
+    "models",
+    column("id", Integer()),
+    column("name", String()),
+    column("family", String()),
+    column("version", String()),
+    column("description", Text()),
+    column("release_date", Date()),
+    column("state", String()),
+    column("successor_id", Integer()),
+    column("announced_at", UTCDateTime()),
+    column("retire_at", UTCDateTime()),
+    column("retired_at", UTCDateTime()),
+    column("availability_after", String()),
+    column("availability", String()),
+    column("retire_firm", Boolean()),
+    column("created_at", UTCDateTime()),
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,8 @@ class ModelInfo:
 
     @classmethod
     def from_record(cls, r: ModelRecord) -> ModelInfo:
+        from emeritus.lifecycle.notices import successor_chain
+
         return cls(
             r.name,
             r.family,
@@ -79,9 +107,60 @@ class ModelInfo:
         }
 
 
+def registered_models(store: Store, *, state: State | None = None) -> list[ModelInfo]:
+    """Every registered model (or those in `state`) by name, as `ModelInfo.from_record` shows
+    each: read by Core, in one statement, successor chains included."""
+    with store.connection() as connection:
+        rows = {row.id: row for row in connection.execute(select(MODELS).order_by(MODELS.c.name))}
+    return [_info(row, rows) for row in rows.values() if state is None or row.state == state.value]
+
+
+def _info(r: Any, rows: Mapping[int, Any]) -> ModelInfo:
+    successor = rows.get(r.successor_id) if r.successor_id is not None else None
+    return ModelInfo(
+        r.name,
+        r.family,
+        r.version,
+        r.description,
+        r.release_date,
+        State(r.state),
+        successor.name if successor is not None else None,
+        r.announced_at,
+        r.retire_at,
+        r.retired_at,
+        Availability(r.availability_after) if r.availability_after else None,
+        Availability(r.availability) if r.availability else None,
+        r.created_at,
+        bool(r.retire_firm) if r.retire_firm is not None else True,
+        tuple(_chain(r, rows)[1:]),
+    )
+
+
+def _chain(model: Any, rows: Mapping[int, Any], *, limit: int = 10) -> list[str]:
+    """`successor_chain` over rows: the model, its successor, ...; stops at a repeat or `limit`."""
+    chain, seen = [model.name], {model.id}
+    current = rows.get(model.successor_id)
+    while current is not None and current.id not in seen and len(chain) < limit:
+        chain.append(current.name)
+        seen.add(current.id)
+        current = rows.get(current.successor_id)
+    return chain
+
+
+def any_deprecated(store: Store) -> bool:
+    """Whether a model is deprecated: the only state that a tick retires or reminds about (read
+    by Core, so that a tick with nothing due loads no ORM)."""
+    with store.connection() as connection:
+        return bool(
+            connection.scalar(select(exists().where(MODELS.c.state == State.DEPRECATED.value)))
+        )
+
+
 def require_model(session: Session, name: str, *, lock: bool = False) -> ModelRecord:
     """The registered model called NAME, or NotFound: the one lookup every package uses
     (`lock` takes the row for update, for a change that must not race another)."""
+    from emeritus.lifecycle.tables import ModelRecord
+
     query = select(ModelRecord).where(ModelRecord.name == name)
     if lock:
         query = query.with_for_update(of=ModelRecord)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emeritus.errors import Conflict, InvalidInput, NotFound
-from emeritus.lifecycle.models import ModelInfo, require_model
+from emeritus.lifecycle.models import ModelInfo, registered_models, require_model
 from emeritus.lifecycle.notices import (
     Notice,
     compose_availability,
@@ -65,11 +65,7 @@ class Registry:
             return ModelInfo.from_record(require_model(session, name))
 
     def models(self, *, state: State | None = None) -> list[ModelInfo]:
-        with self.store.transaction() as session:
-            query = select(ModelRecord).order_by(ModelRecord.name)
-            if state is not None:
-                query = query.where(ModelRecord.state == state.value)
-            return [ModelInfo.from_record(r) for r in session.scalars(query).unique()]
+        return registered_models(self.store, state=state)
 
     def notices(self, *, model: str | None = None) -> list[Notice]:
         with self.store.transaction() as session:

@@ -1,13 +1,16 @@
-"""Settings, the data directory, the database and the hash-chained event log."""
+"""Settings, the data directory, the database and the hash-chained event log.
+
+The names that need the ORM (`Base`, the event log's) load with their module on first use: a
+command that reads by Core (`Store.connection`) loads neither the ORM nor any mapper.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from emeritus.store.anchor import (
     ANCHOR_EVERY,
@@ -17,21 +20,50 @@ from emeritus.store.anchor import (
     record_verifies,
     remember_checkpoint,
     remembered_checkpoint,
+    remembered_line,
     sign_record,
 )
 from emeritus.store.atomic import atomic_write, fsync_path
 from emeritus.store.canonical import GENESIS_DIGEST, canonical_json, digest_of, sha256_digest
 from emeritus.store.clock import as_utc, human_day, human_minute, iso, parse_when, utc_now
-from emeritus.store.database import Base, Database, UTCDateTime
-from emeritus.store.events import (
-    ChainReport,
-    Event,
-    Position,
-    append_event,
-    list_events,
-    verify_chain,
-)
+from emeritus.store.database import Database, UTCDateTime
 from emeritus.store.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+    from emeritus.store.events import (
+        ChainReport,
+        Event,
+        Position,
+        append_event,
+        list_events,
+        verify_chain,
+    )
+    from emeritus.store.tables import Base
+
+# Each name that needs the ORM, and the module under emeritus.store that holds it.
+_ORM_NAMES = {
+    "Base": "tables",
+    "ChainReport": "events",
+    "Event": "events",
+    "Position": "events",
+    "append_event": "events",
+    "list_events": "events",
+    "verify_chain": "events",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ORM_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # The event log's tables join Base's metadata with it, as when the store loaded them first.
+    importlib.import_module(f"{__name__}.events")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 class Store:
@@ -54,11 +86,19 @@ class Store:
         with self.db.transaction() as session:
             yield session
 
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in a transaction of its own, for reads that need no ORM."""
+        with self.db.connection() as connection:
+            yield connection
+
     def record(
         self, kind: str, subject: str, payload: dict[str, Any], actor: str | None = None
     ) -> Event:
         """Append one event in a transaction of its own (for work whose state lives outside
         the database, recorded once that work is done)."""
+        from emeritus.store.events import append_event
+
         with self.transaction() as session:
             return append_event(
                 session,
@@ -78,8 +118,8 @@ class Store:
         """Whether the database's last verified checkpoint is signed by this home's key and
         younger than `age`. The newest checkpoint over every copy is then at least as young, so
         a caller deciding whether one is due need not read the copies (nor load the archive)."""
-        with self.transaction() as session:
-            line = remembered_checkpoint(session)
+        with self.connection() as connection:  # a tick that has nothing due loads no ORM
+            line = remembered_line(connection)
         if line is None:
             return False
         try:
@@ -126,6 +166,7 @@ __all__ = [
     "record_verifies",
     "remember_checkpoint",
     "remembered_checkpoint",
+    "remembered_line",
     "sha256_digest",
     "sign_record",
     "utc_now",

@@ -18,19 +18,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, Text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Connection, Integer, Text, column, select, table
 
 from emeritus.errors import IntegrityError, InvalidInput
 from emeritus.store.canonical import canonical_json
 from emeritus.store.clock import iso, parse_when
-from emeritus.store.database import Base
 
 if TYPE_CHECKING:  # cryptography loads when a key is first used, not with the store
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,
     )
+    from sqlalchemy.orm import Session
 
 KEY_DIR = "keys"
 KEY_FILE = "signing.ed25519"
@@ -210,20 +209,14 @@ class Checkpoint:
         return None
 
 
-class VerifiedCheckpoint(Base):
-    """One row: the newest checkpoint this database verified (a cache, trusted only when its
-    signature verifies and the chain holds its digest at its seq)."""
-
-    __tablename__ = "event_chain_verified"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer)
-    digest: Mapped[str] = mapped_column(String(71))
-    checkpoint: Mapped[str] = mapped_column(Text)
+# `VerifiedCheckpoint`'s table as Core reads it without the ORM (a test holds it to tables.py).
+VERIFIED = table("event_chain_verified", column("id", Integer()), column("checkpoint", Text()))
 
 
 def remember_checkpoint(session: Session, checkpoint: Checkpoint) -> None:
     """Keep `checkpoint` as the database's last verified one unless a newer one is kept."""
+    from emeritus.store.tables import VerifiedCheckpoint
+
     row = session.get(VerifiedCheckpoint, 1, with_for_update=True)
     if row is None:
         session.add(
@@ -242,8 +235,16 @@ def remember_checkpoint(session: Session, checkpoint: Checkpoint) -> None:
 
 def remembered_checkpoint(session: Session) -> str | None:
     """The signed line of the database's last verified checkpoint (unchecked), if any."""
+    from emeritus.store.tables import VerifiedCheckpoint
+
     row = session.get(VerifiedCheckpoint, 1)
     return row.checkpoint if row is not None else None
+
+
+def remembered_line(connection: Connection) -> str | None:
+    """`remembered_checkpoint` by Core, for a reader that has not loaded the ORM."""
+    line = connection.scalar(select(VERIFIED.c.checkpoint).where(VERIFIED.c.id == 1))
+    return None if line is None else str(line)
 
 
 def sign_record(key: SigningKey, value: dict[str, Any]) -> dict[str, str]:

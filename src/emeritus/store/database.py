@@ -18,16 +18,20 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, inspect, text
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from emeritus.errors import Conflict, InvalidInput
 from emeritus.store.clock import as_utc
+
+if TYPE_CHECKING:  # the ORM loads with the first session (see tables.py)
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from emeritus.store.tables import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent first-use migrations.
@@ -42,18 +46,13 @@ def schema_head() -> str:
     return max(numbers)
 
 
-class Base(DeclarativeBase):
-    """Declarative base for every emeritus table; constraint names are stable for migrations."""
+def __getattr__(name: str) -> Any:
+    """`Base`, from tables.py: importing it loads the ORM, which Core readers do without."""
+    if name == "Base":
+        from emeritus.store.tables import Base
 
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
+        return Base
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -89,7 +88,7 @@ class Database:
         self.engine: Engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions: sessionmaker[Session] | None = None  # made with the first session
         # Reentrant: a second transaction opened inside a thread's first meets SQLite's lock, as
         # before (it waits for itself there and fails after the busy timeout), not this one.
         self._turn = threading.RLock() if self.is_sqlite else None
@@ -97,8 +96,19 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any exception."""
+        if self._sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._my_turn(), self._sessions() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in a transaction of its own, like `transaction`'s (the same turn,
+        `BEGIN IMMEDIATE` on SQLite), for reads that need no ORM and so do not load it."""
+        with self._my_turn(), self.engine.begin() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def _my_turn(self) -> Iterator[None]:
@@ -184,3 +194,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# `Base` is here for the event log's tables (events.py), which import it from this module.
+__all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "Base", "Database", "UTCDateTime", "schema_head"]
