@@ -16,7 +16,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy.exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,7 +24,7 @@ from emeritus.access.denials import Denials
 from emeritus.access.grants import entitled_terms, entitlement_grant, live_grant
 from emeritus.access.keys_format import key_matches, parse_key
 from emeritus.access.policies import price_of
-from emeritus.access.quota import admit, settle, tokens_left
+from emeritus.access.quota import admit, tokens_left
 from emeritus.access.tables import (
     FeedbackRecord,
     GrantRecord,
@@ -36,7 +35,7 @@ from emeritus.access.tables import (
 from emeritus.access.usage import MeteredRequest
 from emeritus.errors import Conflict, InvalidInput, NotFound
 from emeritus.lifecycle import Availability, ModelInfo, ModelRecord, State
-from emeritus.store import Store, human_day, iso, utc_now
+from emeritus.store import DriverSQL, Store, driver_sql, human_day, iso, utc_now
 
 
 class DenialReason(StrEnum):
@@ -233,59 +232,47 @@ class Gate:
             raise InvalidInput("token counts and latency must not be negative")
         now = now or utc_now()
         used = prompt_tokens + completion_tokens
-        try:
-            with self.store.transaction() as session:
-                # A second report of the ticket is refused by the unique request_id (below), not
-                # by a query first: this runs on every request.
-                grant = session.scalar(
-                    select(GrantRecord).where(GrantRecord.id == ticket._grant_id).with_for_update()
-                )
-                assert grant is not None
-                settle(
-                    grant,
-                    period_start=ticket._period_start,
-                    reserved=ticket.reserved_tokens,
-                    used=used,
-                )
-                price = price_of(session, ticket._model_row)
-                row = UsageRecord(
-                    request_id=ticket.request_id,
-                    time=now,
-                    principal_id=ticket._principal_row,
-                    key_id=ticket._key_row,
-                    model_id=ticket._model_row,
-                    grant_id=ticket._grant_id,
-                    status=status,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                    latency_ms=round(latency_s * 1000),
-                    cost_micros=price.cost_micros(prompt_tokens, completion_tokens),
-                )
-                session.add(row)
-                session.flush()
-                usage = MeteredRequest(
-                    ticket.request_id,
-                    now,
-                    ticket.principal,
-                    ticket.key_id,
-                    ticket.model,
-                    status,
-                    prompt_tokens,
-                    completion_tokens,
-                    row.latency_ms,
-                    row.cost_micros,
-                )
-                audit(
-                    session,
-                    self.store,
-                    "request",
-                    model_subject(ticket.model),
-                    usage.to_dict(),
-                    actor=ticket.principal,
-                )
-                return usage
-        except sqlalchemy.exc.IntegrityError:  # the same ticket reported twice at once
-            raise Conflict(f"usage of request {ticket.request_id} is already recorded") from None
+        with self.store.transaction() as session, driver_sql(session) as sql:
+            # Plain SQL on the transaction's connection: this runs on every request, in series
+            # with the answer (docs/design/access.md, The decision procedure).
+            sql.run(
+                f"UPDATE {GrantRecord.__tablename__} SET period_tokens = CASE WHEN "
+                "period_tokens + :change < 0 THEN 0 ELSE period_tokens + :change END "
+                "WHERE id = :grant AND period_start = :period",  # else the reservation lapsed
+                {
+                    "change": used - ticket.reserved_tokens,
+                    "grant": ticket._grant_id,
+                    "period": ticket._period_start,
+                },
+            )
+            price = price_of(sql, ticket._model_row)
+            usage = MeteredRequest(
+                ticket.request_id,
+                now,
+                ticket.principal,
+                ticket.key_id,
+                ticket.model,
+                status,
+                prompt_tokens,
+                completion_tokens,
+                round(latency_s * 1000),
+                price.cost_micros(prompt_tokens, completion_tokens),
+            )
+            try:
+                sql.run(_INSERT_USAGE, _usage_row(sql, ticket, usage))
+            except sql.IntegrityError:  # the unique request_id: the ticket was reported before
+                raise Conflict(
+                    f"usage of request {ticket.request_id} is already recorded"
+                ) from None
+            audit(
+                session,
+                self.store,
+                "request",
+                model_subject(ticket.model),
+                usage.to_dict(),
+                actor=ticket.principal,
+            )
+            return usage
 
     def feedback(
         self,
@@ -535,6 +522,30 @@ class Gate:
             DenialReason.GRANT_EXPIRED,
             f"the grant for {record.name} expired on {human_day(latest.expires_at)}: apply again",
         )
+
+
+_INSERT_USAGE = (
+    f"INSERT INTO {UsageRecord.__tablename__} (request_id, time, principal_id, key_id, model_id, "
+    "grant_id, status, prompt_tokens, completion_tokens, latency_ms, cost_micros) VALUES "
+    "(:request_id, :time, :principal_id, :key_id, :model_id, :grant_id, :status, "
+    ":prompt_tokens, :completion_tokens, :latency_ms, :cost_micros)"
+)
+
+
+def _usage_row(sql: DriverSQL, ticket: Ticket, usage: MeteredRequest) -> dict[str, Any]:
+    return {
+        "request_id": ticket.request_id,
+        "time": sql.time(usage.time),
+        "principal_id": ticket._principal_row,
+        "key_id": ticket._key_row,
+        "model_id": ticket._model_row,
+        "grant_id": ticket._grant_id,
+        "status": usage.status,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "latency_ms": usage.latency_ms,
+        "cost_micros": usage.cost_micros,
+    }
 
 
 def _key_id(key: str | None) -> str:

@@ -21,7 +21,7 @@ from emeritus.access.audit import audit, model_subject
 from emeritus.access.tables import PolicyRecord
 from emeritus.errors import InvalidInput, NotFound
 from emeritus.lifecycle import ModelRecord, check_name, require_model
-from emeritus.store import Store, canonical_json, iso, utc_now
+from emeritus.store import DriverSQL, Store, canonical_json, iso, utc_now
 
 PERIODS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400}
 FIELD_TYPES = ("text", "checkbox", "select", "date")
@@ -350,15 +350,16 @@ def _parse_price(raw: Any) -> Price:
     return Price(values[0], values[1])
 
 
-def price_of(session: Session, model_id: int) -> Price:
+def price_of(sql: DriverSQL, model_id: int) -> Price:
     """The price in a model's stored policy (none: free), read without parsing the rest: it is
     asked on every metered request, and a stored policy was checked whole when it was set."""
-    document = session.scalar(
-        select(PolicyRecord.document).where(PolicyRecord.model_id == model_id)
-    )
-    if document is None:
+    row = sql.run(
+        f"SELECT document FROM {PolicyRecord.__tablename__} WHERE model_id = :model",
+        {"model": model_id},
+    ).fetchone()
+    if row is None:
         return Price()
-    return _parse_price(json.loads(document).get("price", {}))
+    return _parse_price(json.loads(row[0]).get("price", {}))
 
 
 def policy_of(session: Session, model: ModelRecord) -> Policy | None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
+    from emeritus.store.driver import DriverSQL, driver_sql
     from emeritus.store.events import (
         ChainReport,
         Event,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 _ORM_NAMES = {
     "Base": "tables",
     "ChainReport": "events",
+    "DriverSQL": "driver",
+    "driver_sql": "driver",
     "Event": "events",
     "Position": "events",
     "append_event": "events",
@@ -145,6 +148,7 @@ __all__ = [
     "ChainReport",
     "Checkpoint",
     "Database",
+    "DriverSQL",
     "Event",
     "KeyRefused",
     "Position",
@@ -157,6 +161,7 @@ __all__ = [
     "atomic_write",
     "canonical_json",
     "digest_of",
+    "driver_sql",
     "fsync_path",
     "human_day",
     "human_minute",

@@ -12,6 +12,7 @@ from emeritus.errors import InvalidInput
 from emeritus.store.canonical import GENESIS_DIGEST, canonical_json, digest_of
 from emeritus.store.clock import iso, utc_now
 from emeritus.store.database import Base, UTCDateTime
+from emeritus.store.driver import driver_sql
 
 EVENT_FORMAT_VERSION = 1
 
@@ -38,6 +39,9 @@ class ChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     digest: Mapped[str] = mapped_column(String(71))
+
+
+EVENTS, HEAD = EventRow.__tablename__, ChainHead.__tablename__
 
 
 @dataclass(frozen=True)
@@ -113,34 +117,39 @@ def append_event(
         raise InvalidInput("an event needs a kind, a subject and an actor")
     payload = payload or {}
     try:
-        canonical_json(payload)
+        payload_json = canonical_json(payload)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"event payload is not plain JSON: {exc}") from None
-    head = session.execute(
-        select(ChainHead).where(ChainHead.id == 1).with_for_update()
-    ).scalar_one()
-    when = time or utc_now()
-    seq, prev_digest = head.seq + 1, head.digest
-    digest = digest_of(
-        _canonical_fields(
-            seq, when, kind, subject, actor, payload, prev_digest, EVENT_FORMAT_VERSION
+    with driver_sql(session) as sql:  # plain SQL: docs/design/event-log.md, Writing
+        seq, prev_digest = sql.run(
+            f"SELECT seq, digest FROM {HEAD} WHERE id = 1{sql.for_update}"
+        ).fetchone()
+        seq += 1
+        when = time or utc_now()
+        digest = digest_of(
+            _canonical_fields(
+                seq, when, kind, subject, actor, payload, prev_digest, EVENT_FORMAT_VERSION
+            )
         )
-    )
-    session.add(
-        EventRow(
-            seq=seq,
-            v=EVENT_FORMAT_VERSION,
-            time=when,
-            kind=kind,
-            subject=subject,
-            actor=actor,
-            payload=canonical_json(payload),
-            prev_digest=prev_digest,
-            digest=digest,
+        sql.run(
+            f"INSERT INTO {EVENTS} (seq, v, time, kind, subject, actor, payload, prev_digest, "
+            "digest) VALUES (:seq, :v, :time, :kind, :subject, :actor, :payload, :prev, :digest)",
+            {
+                "seq": seq,
+                "v": EVENT_FORMAT_VERSION,
+                "time": sql.time(when),
+                "kind": kind,
+                "subject": subject,
+                "actor": actor,
+                "payload": payload_json,
+                "prev": prev_digest,
+                "digest": digest,
+            },
         )
-    )
-    head.seq, head.digest = seq, digest
-    session.flush()
+        sql.run(
+            f"UPDATE {HEAD} SET seq = :seq, digest = :digest WHERE id = 1",
+            {"seq": seq, "digest": digest},
+        )
     return Event(seq, when, kind, subject, actor, payload, prev_digest, digest)
 
 
