@@ -23,6 +23,7 @@ from emeritus.access.audit import audit, model_subject
 from emeritus.access.denials import Denials
 from emeritus.access.grants import entitled_terms, entitlement_grant, live_grant
 from emeritus.access.keys_format import key_matches, parse_key
+from emeritus.access.plain_admit import admit_plain
 from emeritus.access.policies import price_of
 from emeritus.access.quota import admit, tokens_left
 from emeritus.access.tables import (
@@ -403,6 +404,10 @@ class Gate:
     def _admit(
         self, session: Session, key_id: str, key: str, model: str, now: datetime, reserve: int
     ) -> Ticket:
+        with driver_sql(session) as sql:  # the common case, as plain SQL (plain_admit.py)
+            admitted = admit_plain(sql, key_id, key, model, now, reserve)
+        if admitted is not None:
+            return Ticket(**admitted)
         row = self._key(session, key_id, key, now)
         try:
             return self._admit_key(session, row, model, now, reserve)

@@ -11,10 +11,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-
-from emeritus.access.tables import GrantRecord
+from typing import Protocol
 
 MINUTE = 60
+
+
+class Counters(Protocol):
+    """A grant's limits and counters: its ORM row, or the same columns read as plain SQL."""
+
+    token_quota: int
+    period_s: int
+    requests_per_minute: int
+    period_start: int
+    period_tokens: int
+    minute_start: int
+    minute_requests: int
 
 
 @dataclass(frozen=True)
@@ -28,7 +39,7 @@ def _window(now: float, length: int) -> int:
     return int(now) // length * length
 
 
-def admit(grant: GrantRecord, now: datetime, reserve: int) -> Refusal | None:
+def admit(grant: Counters, now: datetime, reserve: int) -> Refusal | None:
     """Count one request and reserve `reserve` tokens, or refuse and consume nothing."""
     at = now.timestamp()
     minute = _window(at, MINUTE)
@@ -58,18 +69,18 @@ def admit(grant: GrantRecord, now: datetime, reserve: int) -> Refusal | None:
     return None
 
 
-def remaining(grant: GrantRecord, now: datetime) -> int:
+def remaining(grant: Counters, now: datetime) -> int:
     """Tokens left in the period that `now` falls in (a new period starts full)."""
     if grant.period_start != _window(now.timestamp(), grant.period_s):
         return grant.token_quota
     return tokens_left(grant)
 
 
-def tokens_left(grant: GrantRecord) -> int:
+def tokens_left(grant: Counters) -> int:
     return max(0, grant.token_quota - grant.period_tokens)
 
 
-def settle(grant: GrantRecord, *, period_start: int, reserved: int, used: int) -> None:
+def settle(grant: Counters, *, period_start: int, reserved: int, used: int) -> None:
     """Replace a request's reservation by what it used, if its period is still the current one
     (a reservation from an ended period lapsed with it)."""
     if grant.period_start == period_start:

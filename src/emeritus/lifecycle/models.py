@@ -84,6 +84,29 @@ class ModelInfo:
             tuple(successor_chain(r)[1:]),
         )
 
+    @classmethod
+    def from_row(cls, r: Any, rows: Mapping[int, Any]) -> ModelInfo:
+        """As `from_record` shows it, from a row of the models table read without the ORM;
+        `rows` (id -> row) holds at least its successors, for the name and the chain."""
+        successor = rows.get(r.successor_id) if r.successor_id is not None else None
+        return cls(
+            r.name,
+            r.family,
+            r.version,
+            r.description,
+            r.release_date,
+            State(r.state),
+            successor.name if successor is not None else None,
+            r.announced_at,
+            r.retire_at,
+            r.retired_at,
+            Availability(r.availability_after) if r.availability_after else None,
+            Availability(r.availability) if r.availability else None,
+            r.created_at,
+            bool(r.retire_firm) if r.retire_firm is not None else True,
+            tuple(_chain(r, rows)[1:]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
             return None if value is None else iso(value)
@@ -112,28 +135,11 @@ def registered_models(store: Store, *, state: State | None = None) -> list[Model
     each: read by Core, in one statement, successor chains included."""
     with store.connection() as connection:
         rows = {row.id: row for row in connection.execute(select(MODELS).order_by(MODELS.c.name))}
-    return [_info(row, rows) for row in rows.values() if state is None or row.state == state.value]
-
-
-def _info(r: Any, rows: Mapping[int, Any]) -> ModelInfo:
-    successor = rows.get(r.successor_id) if r.successor_id is not None else None
-    return ModelInfo(
-        r.name,
-        r.family,
-        r.version,
-        r.description,
-        r.release_date,
-        State(r.state),
-        successor.name if successor is not None else None,
-        r.announced_at,
-        r.retire_at,
-        r.retired_at,
-        Availability(r.availability_after) if r.availability_after else None,
-        Availability(r.availability) if r.availability else None,
-        r.created_at,
-        bool(r.retire_firm) if r.retire_firm is not None else True,
-        tuple(_chain(r, rows)[1:]),
-    )
+    return [
+        ModelInfo.from_row(row, rows)
+        for row in rows.values()
+        if state is None or row.state == state.value
+    ]
 
 
 def _chain(model: Any, rows: Mapping[int, Any], *, limit: int = 10) -> list[str]:

@@ -15,11 +15,13 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from emeritus.store.database import UTCDateTime
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Session
 
@@ -33,6 +35,7 @@ class DriverSQL:
     def __init__(self, session: Session, cursor: Any) -> None:
         connection = session.connection()
         self._cursor = cursor
+        self._dialect = connection.dialect
         self.dialect = connection.dialect.name
         self._time = _time_processor(connection.dialect)
         # The driver's IntegrityError (PEP 249): a unique or foreign key refused the write.
@@ -52,6 +55,22 @@ class DriverSQL:
         self._cursor.execute(self._statement(sql), dict(params or {}))
         return self._cursor
 
+    def rows(self, table: Table, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """The rows of a `SELECT` from `table`, each with its columns as attributes, converted
+        as the ORM converts them (times, dates, booleans: the table's own column types)."""
+        cursor = self.run(sql, params)
+        names = [d[0] for d in cursor.description]
+        convert = [_result_processor(table, name, self._dialect) for name in names]
+        return [
+            SimpleNamespace(
+                **{
+                    name: (f(value) if f is not None else value)
+                    for name, f, value in zip(names, convert, row, strict=True)
+                }
+            )
+            for row in cursor.fetchall()
+        ]
+
     def _statement(self, sql: str) -> str:
         if self.dialect == "sqlite":  # sqlite3 takes `:name` as written
             return sql
@@ -70,6 +89,17 @@ def _time_processor(dialect: Dialect) -> Callable[[Any], Any] | None:
     dialect (SQLite's DATETIME writes the text form with its fraction; the generic type's
     processor would leave the formatting to the driver)."""
     return _TIME.dialect_impl(dialect).bind_processor(dialect)
+
+
+_PROCESSORS: dict[tuple[str, str, str], Callable[[Any], Any] | None] = {}
+
+
+def _result_processor(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    key = (table.name, column, dialect.name)
+    if key not in _PROCESSORS:
+        kind = table.c[column].type
+        _PROCESSORS[key] = kind.dialect_impl(dialect).result_processor(dialect, None)
+    return _PROCESSORS[key]
 
 
 @contextmanager
