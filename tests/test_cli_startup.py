@@ -83,10 +83,9 @@ def test_store_commands_load_only_the_store(tmp_path: Path) -> None:
 
 def test_the_core_views_match_the_tables() -> None:
     """The Core views that spare those commands the ORM name real columns of the same types."""
-    from emeritus.cli.lifecycle import NOTHING_SENT, outbox_views
     from emeritus.lifecycle import ModelRecord, NoticeRecord
     from emeritus.lifecycle.models import MODELS
-    from emeritus.notify import DeliveryRecord, SendReport
+    from emeritus.notify import NOTHING_SENT, DeliveryRecord, SendReport, outbox_views
     from emeritus.store.anchor import VERIFIED
     from emeritus.store.tables import VerifiedCheckpoint
 

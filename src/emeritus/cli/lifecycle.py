@@ -12,8 +12,6 @@ from emeritus.cli.root import open_store
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import TableClause
-
     from emeritus.lifecycle import Registry
     from emeritus.notify import DeliveryConfig
     from emeritus.store import Checkpoint, Store
@@ -200,45 +198,14 @@ def tick(
         console.print("nothing due")
 
 
-# `SendReport().to_dict()`: what a sender reports when nothing is due (a test holds the two equal).
-NOTHING_SENT: dict[str, Any] = {"fanned_out": 0, "sent": [], "failed": [], "dead": []}
-
-
-def outbox_views() -> tuple[TableClause, TableClause]:
-    """Core views of `NoticeRecord` and `DeliveryRecord`, as much as `_send` reads (a test holds
-    them to their tables); made on use, since `emeritus --help` loads no SQLAlchemy."""
-    from sqlalchemy import String, column, table
-
-    from emeritus.store import UTCDateTime
-
-    return (
-        table("notices", column("fanned_out_at", UTCDateTime())),
-        table(
-            "notice_deliveries",
-            column("state", String()),
-            column("next_attempt_at", UTCDateTime()),
-        ),
-    )
-
-
 def _send(store: Store, config: DeliveryConfig, *, now: datetime | None) -> dict[str, Any]:
-    """The outbox's due deliveries, sent (`SendReport.to_dict()`). When neither a notice awaits
-    its deliveries nor a pending one is due, as `Sender.run` would find, the sender (and with
-    it the ORM) is not loaded."""
-    from sqlalchemy import exists, or_, select
-
+    """The outbox's due deliveries, sent (`SendReport.to_dict()`); when none is due the sender
+    (and with it the ORM) is not loaded."""
+    from emeritus.notify import NOTHING_SENT, deliveries_due
     from emeritus.store import utc_now
 
-    notices, deliveries = outbox_views()
-    due = or_(
-        exists().where(notices.c.fanned_out_at.is_(None)),
-        exists().where(
-            deliveries.c.state == "pending", deliveries.c.next_attempt_at <= (now or utc_now())
-        ),
-    )
-    with store.connection() as connection:
-        if not connection.scalar(select(due)):
-            return dict(NOTHING_SENT)
+    if not deliveries_due(store, now or utc_now()):
+        return dict(NOTHING_SENT)
     from emeritus.notify import Sender
 
     return Sender(store, config).run(now=now, budget=TICK_SEND_BUDGET_S).to_dict()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from emeritus.notify.config import DeliveryConfig
+    from emeritus.notify.due import NOTHING_SENT, deliveries_due, outbox_views
     from emeritus.notify.hook import fan_out_hook, notifying_registry
     from emeritus.notify.outbox import affected_principals, usage_figures
     from emeritus.notify.sender import Sender, SendReport, backoff
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 # Each public name, and the module under emeritus.notify that holds it.
 _MODULES = {
     "DeliveryConfig": "config",
+    "NOTHING_SENT": "due",
+    "deliveries_due": "due",
+    "outbox_views": "due",
     "fan_out_hook": "hook",
     "notifying_registry": "hook",
     "affected_principals": "outbox",
@@ -63,6 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "NOTHING_SENT",
     "SIGNATURE_HEADER",
     "STATES",
     "AttemptRecord",
@@ -80,10 +85,12 @@ __all__ = [
     "check_email",
     "check_webhook",
     "day_labels",
+    "deliveries_due",
     "fan_out_hook",
     "find_stragglers",
     "new_secret",
     "notifying_registry",
+    "outbox_views",
     "sign",
     "usage_figures",
     "verify",
