@@ -187,25 +187,32 @@ def _nothing() -> None:
 
 class SlotAffinity:
     """The engine's slots as emeritus hands them out (docs/design/engines.md, "Prefix reuse"): a
-    request takes a free slot its own cache scope used last, and reuses the prefix cached there;
-    else the free slot idle longest, with the engine's prompt cache off for that request, so
-    that nothing another scope asked is reused (and timing tells nobody what another asked). A
-    request without a scope never reuses. Blocks while every slot is taken."""
+    request takes a free slot its own cache scope used last, the one whose last messages share
+    the longest prefix with its own, and reuses the prefix cached there; else the free slot idle
+    longest, with the engine's prompt cache off for that request, so that nothing another scope
+    asked is reused (and timing tells nobody what another asked). A request without a scope
+    never reuses. Blocks while every slot is taken."""
 
     def __init__(self, slots: int) -> None:
         self.owner: list[str | None] = [None] * slots
         self.last_used = [0] * slots
+        self.last_prompt = [""] * slots
         self.free = set(range(slots))
         self._turn = 0
         self._cond = threading.Condition()
 
-    def take(self, scope: str | None) -> tuple[int, bool]:
+    def take(self, scope: str | None, prompt: str = "") -> tuple[int, bool]:
         with self._cond:
             self._cond.wait_for(lambda: bool(self.free))
             own = [i for i in self.free if scope is not None and self.owner[i] == scope]
-            slot = own[0] if own else min(self.free, key=lambda i: self.last_used[i])
+            if own:  # the longest shared prefix; of equals, the most recently used
+                slot = max(
+                    own, key=lambda i: (_shared(self.last_prompt[i], prompt), self.last_used[i])
+                )
+            else:
+                slot = min(self.free, key=lambda i: self.last_used[i])
             self.free.discard(slot)
-            self.owner[slot] = scope
+            self.owner[slot], self.last_prompt[slot] = scope, prompt
             self._turn += 1
             self.last_used[slot] = self._turn
             return slot, bool(own)
@@ -214,6 +221,24 @@ class SlotAffinity:
         with self._cond:
             self.free.add(slot)
             self._cond.notify()
+
+
+def _shared(a: str, b: str) -> int:
+    """How many leading characters two prompts share (by halving: each comparison runs in C,
+    and a long conversation is thousands of characters)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def prompt_key(request: ChatRequest) -> str:
+    """A request's messages as one string, for comparing prefixes (not sent anywhere)."""
+    return "".join(f"\x00{m.role}\x01{m.content}" for m in request.messages)
 
 
 class _Releasing(Iterator[Chunk]):
@@ -271,7 +296,7 @@ class LlamaServerBackend(EngineBackend):
         """The slot the request runs in, chosen by emeritus (`id_slot`), and whether it may use
         what that slot has cached (`cache_prompt`): only when its last request had the same
         cache scope (one principal)."""
-        slot, reuse = self.affinity.take(request.cache_scope)
+        slot, reuse = self.affinity.take(request.cache_scope, prompt_key(request))
         return {"id_slot": slot, "cache_prompt": reuse}, lambda: self.affinity.give(slot)
 
     @classmethod
