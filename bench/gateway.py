@@ -136,8 +136,10 @@ def alone(base: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    alone = [r["alone_median_ms"] for r in rounds if "alone_median_ms" in r]
     return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]} | {
-        "rounds": [r["tokens_per_s"] for r in rounds]
+        "rounds": [r["tokens_per_s"] for r in rounds],
+        **({"alone_rounds": alone} if alone else {}),
     }
 
 
@@ -170,9 +172,9 @@ def prepare(home: Path, engine: dict[str, Any] | None = None) -> tuple[str, Path
         return key, gguf
 
 
-def run_gateway(
-    home: Path, key: str, args: argparse.Namespace, *, mock: Path | None = None
-) -> dict[str, Any]:
+def start_gateway(
+    home: Path, args: argparse.Namespace, *, mock: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -185,8 +187,15 @@ def run_gateway(
         command += ["--mock", str(mock)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
+    wait_ready(f"{base}/models", process, {401})
+    return process, base
+
+
+def run_gateway(
+    home: Path, key: str, args: argparse.Namespace, *, mock: Path | None = None
+) -> dict[str, Any]:
+    process, base = start_gateway(home, args, mock=mock)
     try:
-        wait_ready(f"{base}/models", process, {401})
         requests = args.requests * (8 if mock else 1)
         started = time.perf_counter()  # a managed engine starts on this first request
         first_answer(base, key)
@@ -208,6 +217,51 @@ def run_gateway(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def paired_alone(home: Path, key: str, gguf: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Requests sent one at a time to llama-server direct and through the gateway in turn, both
+    servers up (an idle engine takes no CPU), so that the machine's drift from minute to minute,
+    which moves a round's median by tens of milliseconds here, falls on both alike."""
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in llama_server_argv(gguf, MODEL, engine(args))]
+    direct = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gateway, base = start_gateway(home, args)
+    sides = {"direct": (f"http://127.0.0.1:{port}/v1", "none"), "gateway": (base, key)}
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", direct, {200})
+        first_answer(base, key)
+        for url, secret in sides.values():  # as in the rounds: the slots hold the prompts
+            asyncio.run(load(url, secret, MODEL, requests=64, clients=16, max_tokens=4))
+        latencies: dict[str, list[float]] = {"direct": [], "gateway": []}
+        with httpx.Client(timeout=600) as client:
+            for index in range(args.alone * 2):
+                order = list(sides) if index % 2 == 0 else list(sides)[::-1]
+                for side in order:
+                    url, secret = sides[side]
+                    started = time.perf_counter()
+                    client.post(
+                        f"{url}/chat/completions",
+                        headers={"Authorization": f"Bearer {secret}"},
+                        json={
+                            "model": MODEL,
+                            "messages": [{"role": "user", "content": PROMPTS[index % 8]}],
+                            "max_tokens": args.max_tokens,
+                            "temperature": 0,
+                        },
+                    ).raise_for_status()
+                    latencies[side].append(time.perf_counter() - started)
+    finally:
+        for process in (gateway, direct):
+            process.terminate()
+            process.wait(timeout=30)
+    pairs = [g - d for g, d in zip(latencies["gateway"], latencies["direct"], strict=True)]
+    return {
+        "direct_ms": round(statistics.median(latencies["direct"]) * 1000, 1),
+        "gateway_ms": round(statistics.median(latencies["gateway"]) * 1000, 1),
+        "added_ms": round(statistics.median(pairs) * 1000, 1),
+        "pairs": len(pairs),
+    }
 
 
 def first_answer(base: str, key: str) -> None:
@@ -381,6 +435,7 @@ def engine_main(args: argparse.Namespace) -> None:
             colds.append(cold)
             gateways.append(run_gateway(home, key, args))
         plains.append(run_llama_server(content, args))  # one round: it is the slow one
+        paired = paired_alone(home, key, content, args)
     direct, gateway, plain = median_of(directs), median_of(gateways), median_of(plains)
     print(json.dumps({"llama-server": direct, "gateway": gateway, "llama_cpp.server": plain}))
     print(
@@ -411,6 +466,11 @@ def engine_main(args: argparse.Namespace) -> None:
         f"added median latency of a request alone: "
         f"{gateway['alone_median_ms'] - direct['alone_median_ms']:+.1f} ms "
         f"({gateway['alone_median_ms']} vs {direct['alone_median_ms']} ms; target <= 5 ms)"
+    )
+    print(
+        f"a request alone, the two in turn ({paired['pairs']} pairs): median added "
+        f"{paired['added_ms']:+.1f} ms ({paired['gateway_ms']} vs {paired['direct_ms']} ms; "
+        "target <= 5 ms)"
     )
     print(
         f"cold start to first token: {gateway['cold_start_s']:.2f} s through the gateway vs "
