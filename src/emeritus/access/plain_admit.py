@@ -19,13 +19,12 @@ from sqlalchemy import Table
 from emeritus.access.keys_format import key_matches
 from emeritus.access.quota import admit, tokens_left
 from emeritus.access.tables import GrantRecord, KeyRecord, PrincipalRecord
-from emeritus.lifecycle import Availability, ModelInfo, ModelRecord, State
+from emeritus.lifecycle import CHAIN_LIMIT, Availability, ModelInfo, ModelRecord, State
 from emeritus.store import DriverSQL
 
 _KEYS, _MODELS, _GRANTS = (
     cast(Table, record.__table__) for record in (KeyRecord, ModelRecord, GrantRecord)
 )
-CHAIN_LIMIT = 10  # as `successor_chain`: the model and at most nine successors
 
 
 def admit_plain(

@@ -6,12 +6,14 @@ registry by Core (`registered_models`) and loads neither the ORM nor the registr
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from emeritus.lazy import lazy_names
 
 if TYPE_CHECKING:
     from emeritus.lifecycle.deprecations import deprecation_list
     from emeritus.lifecycle.models import (
+        CHAIN_LIMIT,
         ModelInfo,
         any_deprecated,
         registered_models,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 # Each public name, and the module under emeritus.lifecycle that holds it.
 _MODULES = {
+    "CHAIN_LIMIT": "models",
     "Availability": "states",
     "ModelInfo": "models",
     "ModelRecord": "tables",
@@ -43,20 +46,11 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_MODULES])
+__getattr__, __dir__ = lazy_names(__name__, _MODULES, globals())
 
 
 __all__ = [
+    "CHAIN_LIMIT",
     "Availability",
     "ModelInfo",
     "ModelRecord",

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from emeritus.lifecycle.tables import ModelRecord
 
+CHAIN_LIMIT = 10  # a successor chain shows the model and at most nine successors
+
 # `ModelRecord`'s table as Core reads it, without the ORM (a test holds it to tables.py).
 MODELS = table(
     "models",
@@ -64,25 +66,13 @@ class ModelInfo:
 
     @classmethod
     def from_record(cls, r: ModelRecord) -> ModelInfo:
-        from emeritus.lifecycle.notices import successor_chain
-
-        return cls(
-            r.name,
-            r.family,
-            r.version,
-            r.description,
-            r.release_date,
-            State(r.state),
-            r.successor.name if r.successor else None,
-            r.announced_at,
-            r.retire_at,
-            r.retired_at,
-            Availability(r.availability_after) if r.availability_after else None,
-            Availability(r.availability) if r.availability else None,
-            r.created_at,
-            bool(r.retire_firm) if r.retire_firm is not None else True,
-            tuple(successor_chain(r)[1:]),
-        )
+        """From the ORM's record: its successors are followed as `from_row` reads them."""
+        chain: dict[int, Any] = {r.id: r}
+        current = r.successor
+        while current is not None and current.id not in chain and len(chain) < CHAIN_LIMIT:
+            chain[current.id] = current
+            current = current.successor
+        return cls.from_row(r, chain)
 
     @classmethod
     def from_row(cls, r: Any, rows: Mapping[int, Any]) -> ModelInfo:
@@ -142,7 +132,7 @@ def registered_models(store: Store, *, state: State | None = None) -> list[Model
     ]
 
 
-def _chain(model: Any, rows: Mapping[int, Any], *, limit: int = 10) -> list[str]:
+def _chain(model: Any, rows: Mapping[int, Any], *, limit: int = CHAIN_LIMIT) -> list[str]:
     """`successor_chain` over rows: the model, its successor, ...; stops at a repeat or `limit`."""
     chain, seen = [model.name], {model.id}
     current = rows.get(model.successor_id)

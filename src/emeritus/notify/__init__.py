@@ -6,8 +6,9 @@ deliver loads neither the outbox nor the access tables its recipients come from.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from emeritus.lazy import lazy_names
 
 if TYPE_CHECKING:
     from emeritus.notify.config import DeliveryConfig
@@ -53,17 +54,7 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_MODULES])
+__getattr__, __dir__ = lazy_names(__name__, _MODULES, globals())
 
 
 __all__ = [

@@ -7,11 +7,11 @@ command that reads by Core (`Store.connection`) loads neither the ORM nor any ma
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from emeritus.lazy import lazy_names
 from emeritus.store.anchor import (
     ANCHOR_EVERY,
     Checkpoint,
@@ -58,15 +58,8 @@ _ORM_NAMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ORM_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # The event log's tables join Base's metadata with it, as when the store loaded them first.
-    importlib.import_module(f"{__name__}.events")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+# The event log's tables join Base's metadata with it, as when the store loaded them first.
+__getattr__, __dir__ = lazy_names(__name__, _ORM_NAMES, globals(), first=("events",))
 
 
 class Store:
