@@ -18,6 +18,20 @@ ON_THE_SECOND = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)
 LATER = datetime(2026, 12, 3, 10, 0, 0, 500_000, tzinfo=UTC)
 
 
+def _row(seq: int, when: datetime, kind: str, digest: str) -> EventRow:
+    return EventRow(
+        seq=seq,
+        v=1,
+        time=when,
+        kind=kind,
+        subject="s",
+        actor="a",
+        payload="{}",
+        prev_digest="x",
+        digest=digest,
+    )
+
+
 def _stored_times(store: Store) -> list[object]:
     with store.db.engine.connect() as connection:
         return list(connection.execute(sa.text("SELECT time FROM events ORDER BY seq")).scalars())
@@ -25,19 +39,7 @@ def _stored_times(store: Store) -> list[object]:
 
 def test_an_event_appended_by_plain_sql_is_stored_as_the_orm_stores_one(store: Store) -> None:
     with store.transaction() as session:  # one row the ORM writes, in the same form
-        session.add(
-            EventRow(
-                seq=1,
-                v=1,
-                time=ON_THE_SECOND,
-                kind="test.orm",
-                subject="s",
-                actor="a",
-                payload="{}",
-                prev_digest="x",
-                digest="y",
-            )
-        )
+        session.add(_row(1, ON_THE_SECOND, "test.orm", "y"))
     orm_form = _stored_times(store)[0]
     with store.transaction() as session:
         session.execute(sa.delete(EventRow))
@@ -84,19 +86,7 @@ def test_an_orm_change_pending_in_the_session_is_written_before_the_plain_statem
     store: Store,
 ) -> None:
     with store.transaction() as session:
-        session.add(
-            EventRow(
-                seq=5,
-                v=1,
-                time=LATER,
-                kind="test.pending",
-                subject="s",
-                actor="a",
-                payload="{}",
-                prev_digest="x",
-                digest="z",
-            )
-        )
+        session.add(_row(5, LATER, "test.pending", "z"))
         with driver_sql(session) as sql:
             count = sql.run("SELECT count(*) FROM events WHERE seq = 5").fetchone()[0]
     assert count == 1
