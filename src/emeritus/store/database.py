@@ -31,8 +31,6 @@ from emeritus.store.clock import as_utc
 if TYPE_CHECKING:  # the ORM loads with the first session (see tables.py)
     from sqlalchemy.orm import Session, sessionmaker
 
-    from emeritus.store.tables import Base
-
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent first-use migrations.
 _MIGRATION_LOCK_KEY = 0x656D6572
@@ -44,15 +42,6 @@ def schema_head() -> str:
     number, one chain without branches (a test holds this against Alembic's own reading)."""
     numbers = [p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
     return max(numbers)
-
-
-def __getattr__(name: str) -> Any:
-    """`Base`, from tables.py: importing it loads the ORM, which Core readers do without."""
-    if name == "Base":
-        from emeritus.store.tables import Base
-
-        return Base
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -194,7 +183,3 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-# `Base` is here for the event log's tables (events.py), which import it from this module.
-__all__ = ["BUSY_TIMEOUT_S", "MIGRATIONS", "Base", "Database", "UTCDateTime", "schema_head"]

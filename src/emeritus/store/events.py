@@ -11,8 +11,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from emeritus.errors import InvalidInput
 from emeritus.store.canonical import GENESIS_DIGEST, canonical_json, digest_of
 from emeritus.store.clock import iso, utc_now
-from emeritus.store.database import Base, UTCDateTime
+from emeritus.store.database import UTCDateTime
 from emeritus.store.driver import driver_sql
+from emeritus.store.tables import Base
 
 EVENT_FORMAT_VERSION = 1
 
