@@ -25,7 +25,7 @@ from emeritus.access.grants import entitled_terms, entitlement_grant, live_grant
 from emeritus.access.keys_format import key_matches, parse_key
 from emeritus.access.plain_admit import admit_plain
 from emeritus.access.policies import price_of
-from emeritus.access.quota import admit, tokens_left
+from emeritus.access.quota import SETTLE, admit, tokens_left
 from emeritus.access.tables import (
     FeedbackRecord,
     GrantRecord,
@@ -237,9 +237,7 @@ class Gate:
             # Plain SQL on the transaction's connection: this runs on every request, in series
             # with the answer (docs/design/access.md, The decision procedure).
             sql.run(
-                f"UPDATE {GrantRecord.__tablename__} SET period_tokens = CASE WHEN "
-                "period_tokens + :change < 0 THEN 0 ELSE period_tokens + :change END "
-                "WHERE id = :grant AND period_start = :period",  # else the reservation lapsed
+                SETTLE,
                 {
                     "change": used - ticket.reserved_tokens,
                     "grant": ticket._grant_id,

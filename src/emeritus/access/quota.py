@@ -80,8 +80,10 @@ def tokens_left(grant: Counters) -> int:
     return max(0, grant.token_quota - grant.period_tokens)
 
 
-def settle(grant: Counters, *, period_start: int, reserved: int, used: int) -> None:
-    """Replace a request's reservation by what it used, if its period is still the current one
-    (a reservation from an ended period lapsed with it)."""
-    if grant.period_start == period_start:
-        grant.period_tokens = max(0, grant.period_tokens + used - reserved)
+# Replace a request's reservation (`:change` = used - reserved) by what it used, if its period
+# is still the current one (a reservation from an ended period lapsed with it); never below 0.
+# One statement, as plain SQL: it runs on every metered request (docs/design/access.md).
+SETTLE = (
+    "UPDATE access_grants SET period_tokens = CASE WHEN period_tokens + :change < 0 THEN 0 "
+    "ELSE period_tokens + :change END WHERE id = :grant AND period_start = :period"
+)
