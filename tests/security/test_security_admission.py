@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from emeritus.access import Grants, Keys, Principals, check_terms
 from emeritus.gateway import AdmissionSettings, running
 from emeritus.lifecycle import Registry
-from emeritus.runtime import BackendError, ChatRequest, Chunk, Completion
+from emeritus.runtime import BackendError, ChatRequest, Chunk, Completion, ContextExceeded
 from emeritus.runtime.mock import MockBackend
 from emeritus.store import Store
 
@@ -72,6 +72,11 @@ class Faulty(MockBackend):
             raise RuntimeError("a bug deep in the engine, with internals in its message")
         if kind == "hold":
             self.control.hold()
+        if kind == "toolong":
+            raise ContextExceeded("faulty: prompt of 900 tokens plus 200 exceeds 1024")
+        if kind == "holdfail":
+            self.control.hold()
+            raise BackendError("faulty: the engine fell over while held")
 
     def chat(self, request: ChatRequest) -> Completion:
         self._strike(self._fault(request)[0])
@@ -215,6 +220,71 @@ def test_every_failure_is_settled_once_with_its_status(store: Store) -> None:
         (502, 0, False),  # streamed, BackendError before the first word
         (502, 2, True),  # streamed, BackendError after 2 words
     ]
+
+
+@contextmanager
+def usage_held(store: Store) -> Iterator[None]:
+    """No usage row can be written while this holds: the test's own write transaction (SQLite's
+    `BEGIN IMMEDIATE`) or an exclusive lock on the usage table (PostgreSQL)."""
+    with store.connection() as connection:
+        if not store.db.is_sqlite:
+            connection.execute(sa.text("LOCK TABLE access_usage IN EXCLUSIVE MODE"))
+        yield
+
+
+@pytest.mark.parametrize(("fault", "end"), [("hold:2", "stop"), ("holdfail:2", "backend_error")])
+def test_a_streams_end_is_written_only_once_it_is_metered(
+    store: Store, fault: str, end: str
+) -> None:
+    """A client that has read a stream's end (its last chunk, or its error event) finds the
+    request metered: the end is written after settlement, never before it."""
+    seen: list[dict[str, Any]] = []
+    with serving(store) as served:
+        with httpx.stream(
+            "POST",
+            f"{served.base}/chat/completions",
+            headers={"Authorization": f"Bearer {served.key}"},
+            json=served.body(fault, stream=True),
+            timeout=30,
+        ) as response:
+            lines = response.iter_lines()
+            seen.extend(e for _, e in zip(range(3), events(lines), strict=False))  # role + 2
+            assert served.control.holding.acquire(timeout=5)
+            reader = threading.Thread(target=lambda: seen.extend(events(lines)))
+            with usage_held(store):
+                served.control.go.set()  # the generation ends and waits to be settled
+                reader.start()
+                time.sleep(1.0)
+                assert len(seen) <= 3 + 4, seen  # the rest of the words at most, never the end
+                assert not any(_ends(e) for e in seen), seen
+            reader.join(10)
+        assert len(served.rows()) == 1  # read at once: the end came after the row
+    assert [_ends(e) for e in seen if _ends(e)] == [end]
+
+
+def _ends(event: dict[str, Any]) -> str | None:
+    if "error" in event:
+        return str(event["error"]["code"])
+    choices = event.get("choices") or [{}]
+    return choices[0].get("finish_reason")
+
+
+def test_a_request_too_long_for_the_context_is_the_clients_400_and_costs_nothing(
+    store: Store,
+) -> None:
+    """Not the backend's 502: the client asked for more than the model can hold (OpenAI's
+    `context_length_exceeded`); in a stream, the error event carries the same code."""
+    with serving(store) as served:
+        plain = served.ask("toolong")
+        streamed = served.ask("toolong", stream=True)
+        ends = [e["error"]["code"] for e in events(streamed.iter_lines()) if "error" in e]
+        rows = served.settled(2)
+        requests = served.metric('emeritus_requests_total{model="kept-model",status="400"}')
+    assert plain.status_code == 400
+    assert plain.json()["error"]["code"] == "context_length_exceeded"
+    assert "exceeds" in plain.json()["error"]["message"]
+    assert ends == ["context_length_exceeded"]
+    assert rows == [(400, 0, 0), (400, 0, 0)] and requests == 2
 
 
 def test_a_disconnect_before_the_first_token_is_metered(store: Store) -> None:

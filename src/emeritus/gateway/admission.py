@@ -24,6 +24,7 @@ from emeritus.runtime import (
     ChatRequest,
     Chunk,
     Completion,
+    ContextExceeded,
     EngineUnavailable,
     ModelPool,
     TokenUsage,
@@ -32,6 +33,7 @@ from emeritus.runtime import (
 log = logging.getLogger(__name__)
 
 CLIENT_GONE = 499  # nginx's "client closed request": the client ended it, not the service
+TOO_LONG = "context_length_exceeded"  # OpenAI's code for a request the model cannot hold
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,8 @@ class Admission:
                 done = backend.chat(chat)
             usage = done.usage
             outcome = Outcome(200, usage.prompt_tokens, usage.completion_tokens, completion=done)
+        except ContextExceeded as exc:
+            outcome = Outcome(400, message=str(exc), code=TOO_LONG)
         except BackendError as exc:
             outcome = Outcome(502, message=f"{model} failed to answer: {exc}", code="backend_error")
         except Exception:
@@ -374,9 +378,11 @@ class Admission:
     def _stream(
         self, slot: _Slot, chat: ChatRequest, estimate: int, stream: Stream, settle: Settle
     ) -> None:
+        """The stream's end (its last chunk, or its error event) is written only after the
+        request is settled, so that a client that has read the end finds it metered."""
         model, timeout = slot.model, self.settings.stall_timeout
         prompt = completion = 0
-        failure = End(code="internal_error", message=f"{model} failed unexpectedly")
+        end = End(code="internal_error", message=f"{model} failed unexpectedly")
         outcome: Outcome | None = None
         try:
             with self.pool.use(model) as backend:
@@ -387,7 +393,7 @@ class Admission:
                     for piece in pieces:
                         if piece.text:
                             if not stream.put(piece.text, timeout):
-                                outcome = self._cut_off(model, stream, prompt, completion)
+                                outcome, end = self._cut_off(model, stream, prompt, completion)
                                 break
                             completion += 1  # a running count until the real usage arrives
                         usage = piece.usage or usage
@@ -395,35 +401,41 @@ class Admission:
                     else:
                         if usage is not None:
                             prompt, completion = usage.prompt_tokens, usage.completion_tokens
-                        stream.finish(End(finish, TokenUsage(prompt, completion)))
+                        end = End(finish, TokenUsage(prompt, completion))
                         outcome = Outcome(200, prompt, completion)
                 finally:
                     _close(pieces)  # stops the engine, from the thread that ran it
+        except ContextExceeded as exc:  # before the first chunk: nothing was evaluated
+            end = End(code=TOO_LONG, message=str(exc))
+            outcome = _failed(400, prompt, completion)
         except BackendError as exc:
-            failure = End(code="backend_error", message=f"{model} failed: {exc}")
+            end = End(code="backend_error", message=f"{model} failed: {exc}")
             outcome = _failed(502, prompt, completion)
         except Exception:
             log.exception("%s failed unexpectedly", model)
         finally:
             if outcome is None:
                 outcome = _failed(500, prompt, completion)
-            if outcome.status >= 500:
-                stream.finish(failure)
-            self._settle(slot, settle, outcome)
+            if not self._settle(slot, settle, outcome) and outcome.status == 200:
+                # an answer that is not metered does not end as a success
+                end = End(
+                    code="internal_error", message=f"{model}: the request could not be recorded"
+                )
+            stream.finish(end)
 
-    def _cut_off(self, model: str, stream: Stream, prompt: int, completion: int) -> Outcome:
+    def _cut_off(
+        self, model: str, stream: Stream, prompt: int, completion: int
+    ) -> tuple[Outcome, End]:
         reason = "disconnected" if stream.closed else "stalled"
         if self.metrics is not None:
             self.metrics.cutoffs.labels(model, reason).inc()
         wait = self.settings.stall_timeout
-        stream.finish(
-            End(
-                code=f"client_{reason}",
-                message=f"cut off: the client {reason}"
-                + ("" if stream.closed else f" (read nothing for {wait:g} s)"),
-            )
+        end = End(
+            code=f"client_{reason}",
+            message=f"cut off: the client {reason}"
+            + ("" if stream.closed else f" (read nothing for {wait:g} s)"),
         )
-        return Outcome(CLIENT_GONE, prompt, completion)
+        return Outcome(CLIENT_GONE, prompt, completion), end
 
     @staticmethod
     def _settle(slot: _Slot, settle: Settle, outcome: Outcome) -> bool:

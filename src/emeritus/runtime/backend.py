@@ -27,6 +27,24 @@ class LoadError(BackendError):
     """A model could not be loaded."""
 
 
+class ContextExceeded(BackendError):
+    """The request does not fit the model's context: its prompt plus the tokens it asks for are
+    more than the model can hold. The caller's input is at fault, not the backend (a 400 through
+    the gateway, the exit status of bad input on the command line)."""
+
+    exit_code = 2
+
+
+def check_fits(where: str, prompt_tokens: int, max_tokens: int, context: int | None) -> None:
+    """Raise ContextExceeded when a prompt of `prompt_tokens` asking for `max_tokens` more does
+    not fit `context` (nothing is known to be too long where the context is unknown)."""
+    if context is not None and prompt_tokens + max_tokens > context:
+        raise ContextExceeded(
+            f"{where}: prompt of {prompt_tokens} tokens plus {max_tokens} to generate exceeds "
+            f"the context of {context}"
+        )
+
+
 @dataclass(frozen=True)
 class Message:
     role: Role

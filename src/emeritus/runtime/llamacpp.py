@@ -31,6 +31,7 @@ from emeritus.runtime.backend import (
     Params,
     TextStream,
     TokenUsage,
+    check_fits,
     collect,
     stops_and_penalty,
 )
@@ -304,12 +305,7 @@ class LlamaCppBackend(Backend):
         scope: str | None = None,
     ) -> Iterator[Chunk]:
         with self._lock:
-            if len(tokens) + params.max_tokens > self.n_ctx:
-                raise BackendError(
-                    f"llamacpp: prompt of {len(tokens)} tokens plus "
-                    f"{params.max_tokens} to generate exceeds the context of "
-                    f"{self.n_ctx}"
-                )
+            check_fits("llamacpp", len(tokens), params.max_tokens, self.n_ctx)
             # By default every call evaluates from an empty context, so the same request gives
             # the same tokens (reusing a cached prefix changed Gemma-3's answers). A long
             # conversation (an interview) may opt in to reuse, trading that for speed; a prefix

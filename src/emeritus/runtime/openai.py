@@ -29,6 +29,7 @@ from emeritus.runtime.backend import (
     Message,
     Params,
     TokenUsage,
+    check_fits,
 )
 from emeritus.runtime.prompts import TRANSCRIPT, neutralize, render_transcript
 
@@ -221,6 +222,7 @@ class OpenAIBackend(Backend):
                 elif "response_format" in body and self.structured == "json_schema":
                     self.structured = "json_object"
                 else:
+                    self._too_long(request, refused)
                     raise
 
     def complete(self, prompt: str, params: Params) -> Completion:
@@ -356,13 +358,30 @@ class OpenAIBackend(Backend):
         self, request: ChatRequest, extra: Mapping[str, Any] | None = None
     ) -> Iterator[Chunk]:
         path, body, fmt = self._body(request, stream=True, extra=extra)
-        context = self._retry(lambda: self._open_stream(path, body))
+        try:
+            context = self._retry(lambda: self._open_stream(path, body))
+        except _Refused as refused:
+            self._too_long(request, refused)
+            raise
         return self._read_stream(context, fmt)
+
+    def _too_long(self, request: ChatRequest, refused: _Refused) -> None:
+        """Raise ContextExceeded when the server refused a request that does not fit its
+        context. Servers word this their own way (and llama.cpp's refuses only a prompt longer
+        than the context), so the fit is checked here, by the server's own count, and only on
+        the refusal's path: an answer costs no extra round trip."""
+        if refused.status != 400:
+            return
+        counted = self.count_prompt_tokens(request)
+        if counted is not None:
+            check_fits(self._where(), counted, request.params.max_tokens, self.context_length())
 
     def _open_stream(self, path: str, body: dict[str, Any]) -> Any:
         stream = self.client.stream("POST", path, json=body)
         response = stream.__enter__()
         try:
+            if response.status_code >= 400:
+                response.read()  # a refusal's body is small, and its message is in it
             self._check(response)
         except BaseException:
             stream.__exit__(None, None, None)

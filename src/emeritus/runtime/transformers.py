@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from emeritus.runtime.backend import (
     Backend,
-    BackendError,
     ChatRequest,
     Chunk,
     Completion,
@@ -25,6 +24,7 @@ from emeritus.runtime.backend import (
     Params,
     TextStream,
     TokenUsage,
+    check_fits,
     collect,
     stops_and_penalty,
 )
@@ -160,11 +160,7 @@ class TransformersBackend(Backend):
         self, tokens: list[int], fmt: str, params: Params, stop: tuple[str, ...], penalty: float
     ) -> Iterator[Chunk]:
         torch = self._torch
-        if len(tokens) + params.max_tokens > self.n_ctx:
-            raise BackendError(
-                f"transformers: prompt of {len(tokens)} tokens plus {params.max_tokens} to "
-                f"generate exceeds the context of {self.n_ctx}"
-            )
+        check_fits("transformers", len(tokens), params.max_tokens, self.n_ctx)
         with self._lock, torch.inference_mode():
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
             step = torch.tensor([tokens], device=self.device)
