@@ -69,14 +69,15 @@ def test_vllm_answers_with_token_ids_and_names_its_build(vllm: tuple[Archive, An
 def test_a_request_too_long_for_vllms_context_is_the_callers_error(
     vllm: tuple[Archive, Any],
 ) -> None:
-    """vLLM refuses a prompt plus max_tokens over max_model_len with its own 400; the backend
-    names it ContextExceeded (the gateway's 400 `context_length_exceeded`), plain or streamed."""
+    """vLLM refuses a prompt longer than max_model_len with its own 400 (a prompt that fits,
+    with max_tokens past the context, it answers); the backend names the refusal
+    ContextExceeded (the gateway's 400 `context_length_exceeded`), plain or streamed."""
     _, backend = vllm
-    too_much = ChatRequest((Message("user", "Say hi."),), Params(max_tokens=2047))
+    too_long = ChatRequest((Message("user", "word " * 2600),), Params(max_tokens=8))
     with pytest.raises(ContextExceeded, match="exceeds the context of 2048"):
-        backend.chat(too_much)
+        backend.chat(too_long)
     with pytest.raises(ContextExceeded, match="exceeds the context of 2048"):
-        list(backend.stream_chat(too_much))
+        list(backend.stream_chat(too_long))
 
 
 def test_vllm_keeps_its_prefix_cache_within_one_principal(
