@@ -6,7 +6,9 @@ The same load through one gateway, in the same run, two ways: every client under
 every client its own principal (a request reuses only its own principal's slot, and otherwise
 starts from an empty context). Each way with the bench's short prompts and with a long system
 prompt shared by every request, which is where reuse across clients would save the most.
-Configurations are interleaved round by round; medians are reported.
+Configurations are interleaved round by round; medians are reported. A request refused with 503
+(no slot within the gateway's queue wait, 30 s) is counted, not measured: it is what overload
+looks like to a client.
 
 Run: .venv/bin/python bench/isolation.py [--requests 64] [--clients 16] [--parallel 8]
 """
@@ -27,7 +29,7 @@ from gateway import MODEL, PROMPTS, engine, first_answer, prepare, start_gateway
 from emeritus.access import Grants, Keys, Principals, check_terms
 from emeritus.store import Settings, Store
 
-# About 400 tokens, as a chat product's instructions might be: the same for every client.
+# About 550 tokens, as a chat product's instructions might be: the same for every client.
 SYSTEM = " ".join(
     f"Rule {i}: answer plainly, in full sentences, and say when you are unsure about a fact."
     for i in range(1, 26)
@@ -52,12 +54,12 @@ async def load(
 ) -> dict[str, float]:
     """`requests` chat completions over one client per key, each client with its own key."""
     latencies: list[float] = []
-    tokens = 0
+    tokens = busy = 0
     queue = list(range(requests))
     async with httpx.AsyncClient(timeout=600) as client:
 
         async def worker(key: str) -> None:
-            nonlocal tokens
+            nonlocal tokens, busy
             while queue:
                 index = queue.pop()
                 messages = [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}]
@@ -74,16 +76,22 @@ async def load(
                         "temperature": 0,
                     },
                 )
+                if response.status_code == 503:  # no slot within the queue wait: overloaded
+                    busy += 1
+                    continue
+                if response.status_code != 200:
+                    raise SystemExit(f"{response.status_code}: {response.text[:300]}")
                 latencies.append(time.perf_counter() - started)
-                response.raise_for_status()
                 tokens += response.json()["usage"]["completion_tokens"]
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(key) for key in keys))
         wall = time.perf_counter() - started
     return {
+        "requests": requests,
         "tokens_per_s": round(tokens / wall, 1),
         "median_latency_ms": round(statistics.median(latencies) * 1000, 1),
+        "refused_503": busy,
     }
 
 
@@ -118,6 +126,7 @@ def main() -> None:
                             )
                         )
                         results.setdefault((prompt, way), []).append(measured)
+                        print(prompt, way, measured, flush=True)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -128,10 +137,14 @@ def main() -> None:
     print(json.dumps({f"{p}, {w}": m for (p, w), m in medians.items()}))
     print(
         f"\n{args.clients} clients, --parallel {args.parallel}, {args.rounds} rounds (medians)"
-        "\n\n| prompts | clients as | tokens/s | median latency (ms) |\n|---|---|---:|---:|"
+        "\n\n| prompts | clients as | tokens/s | median latency (ms) | refused (503) |"
+        "\n|---|---|---:|---:|---:|"
     )
     for (prompt, way), row in medians.items():
-        print(f"| {prompt} | {way} | {row['tokens_per_s']} | {row['median_latency_ms']} |")
+        print(
+            f"| {prompt} | {way} | {row['tokens_per_s']} | {row['median_latency_ms']} | "
+            f"{row['refused_503']:g} |"
+        )
     for prompt in ("short prompts", "long system prompt"):
         one, each = medians[(prompt, "one principal")], medians[(prompt, "a principal each")]
         print(

@@ -26,9 +26,14 @@ def free_port() -> int:
 
 @contextmanager
 def gateway(
-    home: Path, *, database_url: str | None = None, mock: Path | None = None
+    home: Path,
+    *,
+    database_url: str | None = None,
+    mock: Path | None = None,
+    options: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """A gateway over `home` (and its database); yields the API base URL."""
+    """A gateway over `home` (and its database), with `emeritus serve`'s `options`; yields the
+    API base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -41,6 +46,7 @@ def gateway(
     command = [sys.executable, "-m", "emeritus", "serve", "--port", str(port)]
     if mock is not None:
         command += ["--mock", str(mock)]
+    command += options
     log = home / f"gateway-{port}.log"
     with log.open("wb") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -344,6 +344,47 @@ def test_behind_the_engine_every_row_is_what_its_client_was_told(served: Served)
     assert granted == everything
 
 
+def test_no_slot_of_the_engine_within_the_queue_wait_is_a_503_that_costs_nothing(
+    tmp_path: Path,
+) -> None:
+    """One slot, a queue wait of half a second, three long answers at once: the engine's slot
+    answers one at a time, the others are refused with 503 and `Retry-After` before anything
+    reaches the engine, each with one usage row at no cost."""
+    options = {"parallel": 1, "context": 512}
+    settings, key = _home(tmp_path, {MODEL: Deployment("llama-server", options=options)})
+    with gateway(tmp_path, options=("--queue-wait", "0.5")) as base:
+        served = Served(base, tmp_path, settings, key)
+        _ask(served.client(), "Hello")  # the engine is up
+        before = len(served.usage())
+        statuses: list[int] = []
+        retry_after: list[str] = []
+
+        def long_answer() -> None:
+            response = httpx.post(
+                f"{base}/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": "Write a long story of ships."}],
+                    "max_tokens": 300,
+                },
+                timeout=120,
+            )
+            statuses.append(response.status_code)
+            retry_after.append(response.headers.get("Retry-After", ""))
+
+        clients = [threading.Thread(target=long_answer) for _ in range(3)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(120)
+        rows = served.usage()[before:]
+    assert sorted(statuses)[0] == 200 and 503 in statuses, statuses
+    assert all(r for s, r in zip(statuses, retry_after, strict=True) if s == 503)
+    assert sorted(status for status, _, _ in rows) == sorted(statuses)
+    assert all((p, c) == (0, 0) for s, p, c in rows if s == 503)
+
+
 def test_an_idle_engine_stops_after_its_keep_alive_and_starts_again(served: Served) -> None:
     _ask(served.client(), "Hello")
     pid = served.state()["pid"]
