@@ -36,7 +36,10 @@ def test_made_up_names_are_counted_not_logged(tmp_path: Path) -> None:
             one_by_one = list_events(session, kind="access.sign_in_failed")
     assert [e.payload["name"] for e in one_by_one] == ["olga"]
     failed = [e for e in logged if e.payload.get("reason") == "sign_in_failed"]
-    assert len(failed) == 1 and failed[0].payload["count"] == NAMES + 1
+    # One event per minute: the nine tries take seconds, so at most one minute's end falls
+    # among them (CI once crossed one).
+    assert 1 <= len(failed) <= 2
+    assert sum(e.payload["count"] for e in failed) == NAMES + 1
 
 
 def test_sign_ups_from_one_address_are_throttled(tmp_path: Path) -> None:
