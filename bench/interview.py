@@ -11,7 +11,8 @@ slots (`--parallel`, docs/design/engines.md); then what the full framing grid wo
 engine's pace (`--full-grid` runs it).
 
 Run: .venv/bin/python bench/interview.py [--sessions 2] [--threads 2]
-     [--engine --sessions 8 --parallel 8 [--full-grid] [--flash-attn] [--no-baseline]]
+     [--engine --sessions 8 --parallel 8 [--full-grid] [--flash-attn] [--no-baseline]
+      [--cache-reuse N] [--grid-only]]
 Target (issue 5): runner / plain >= 0.95 tokens per second.
 Target (issue 17): the full 36-framing grid through the engine in at most 30 minutes.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -60,6 +63,7 @@ def ours(
     engine: int = 0,
     framings: dict[str, list[str]] | None = None,
     flash_attn: bool = False,
+    cache_reuse: int = 0,
 ) -> tuple[float, int]:
     """The runner's seconds and completion tokens; on a managed llama-server with `engine`
     slots (as many sessions at once) when `engine` is given."""
@@ -78,6 +82,8 @@ def ours(
             options = {"parallel": engine, "context": 4096, "threads": threads}
             if flash_attn:  # faster, but greedy tokens part from the embedded build's
                 options["flash_attn"] = True
+            if cache_reuse:
+                options["cache_reuse"] = cache_reuse
             override = Deployment("llama-server", options=options, source="override")
             backend, _ = open_preserved(archive, MODEL, override)
         else:
@@ -99,6 +105,26 @@ def ours(
         _, lines = transcript(archive, MODEL, config.run_id)
     tokens = sum(line.get("tokens", 0) for line in lines if line.get("role") == "assistant")
     return seconds, tokens
+
+
+PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+EVAL = re.compile(r"\|\s+eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+
+
+def engine_totals(home: Path) -> dict[str, float]:
+    """What llama-server's logs under `home` say it evaluated: prompt tokens and their seconds,
+    generated tokens and theirs (summed over its tasks; slots run at once, so seconds overlap)."""
+    text = "".join(
+        log.read_text(errors="replace") for log in (home / "engines").glob("*/engine-*.log")
+    )
+    prompt = [(float(ms), int(n)) for ms, n in PROMPT_EVAL.findall(text)]
+    made = [(float(ms), int(n)) for ms, n in EVAL.findall(text)]
+    return {
+        "prompt_tokens": sum(n for _, n in prompt),
+        "prompt_s": sum(ms for ms, _ in prompt) / 1000,
+        "eval_tokens": sum(n for _, n in made),
+        "eval_s": sum(ms for ms, _ in made) / 1000,
+    }
 
 
 def plain(gguf: Path, sessions: int, threads: int, max_tokens: int) -> tuple[float, int]:
@@ -155,14 +181,26 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--full-grid", action="store_true", help="then the whole framing grid")
     parser.add_argument(
+        "--grid-only", action="store_true", help="with --engine: only the whole framing grid"
+    )
+    parser.add_argument(
         "--flash-attn", action="store_true", help="with --engine: the engine's flash attention on"
+    )
+    parser.add_argument(
+        "--cache-reuse",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --engine: also run with llama-server's --cache-reuse N (chunks of N tokens)",
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="with --engine: skip the embedded runs"
     )
     args = parser.parse_args()
-    if (args.no_baseline or args.flash_attn) and not args.engine:
-        parser.error("--no-baseline and --flash-attn go with --engine")
+    if (args.no_baseline or args.flash_attn or args.cache_reuse or args.grid_only) and not (
+        args.engine
+    ):
+        parser.error("--no-baseline, --flash-attn, --cache-reuse and --grid-only go with --engine")
     if args.engine:
         return engine_main(args)
     with tempfile.TemporaryDirectory(prefix="emeritus-bench-") as tmp:
@@ -198,59 +236,86 @@ def main() -> int:
 def engine_main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="emeritus-bench-") as tmp:
         gguf = BUNDLED[0].locate(Path(tmp))
-        home = Path(tmp) / "home"
-        with Store.open(Settings.from_env({}, home=home)) as store:
-            Registry(store).add(MODEL)
-            Archive(store).preserve(MODEL, [gguf])
+
+        def fresh(name: str) -> Path:
+            """A home of its own for each run: the same plan, and the engine's logs apart."""
+            home = Path(tmp) / name
+            with Store.open(Settings.from_env({}, home=home)) as store:
+                Registry(store).add(MODEL)
+                Archive(store).preserve(MODEL, [gguf])
+            return home
+
         one_s, one_t = (
             (0.0, 0)
-            if args.no_baseline
-            else ours(home, args.sessions, args.threads, args.max_tokens)
+            if args.no_baseline or args.grid_only
+            else ours(fresh("embedded"), args.sessions, args.threads, args.max_tokens)
         )
-        many_s, many_t = ours(
-            home,
-            args.sessions,
-            args.threads,
-            args.max_tokens,
-            engine=args.parallel,
-            flash_attn=args.flash_attn,
-        )
-        full: tuple[float, int] | None = None
-        if args.full_grid:
-            framings = len(grid())
-            full = ours(
+        runs: list[tuple[str, float, int, dict[str, float]]] = []
+        pair = (0, args.cache_reuse) if args.cache_reuse else (0,)
+        for reuse in () if args.grid_only else pair:
+            home = fresh(f"engine-{reuse}")
+            many_s, many_t = ours(
                 home,
-                framings,
+                args.sessions,
+                args.threads,
+                args.max_tokens,
+                engine=args.parallel,
+                flash_attn=args.flash_attn,
+                cache_reuse=reuse,
+            )
+            label = f", `--cache-reuse {reuse}`" if reuse else ""
+            runs.append((label, many_s, many_t, engine_totals(home)))
+        full: tuple[float, int] | None = None
+        full_totals: dict[str, float] = {}
+        if args.full_grid or args.grid_only:
+            grid_home = fresh("full-grid")
+            full = ours(
+                grid_home,
+                len(grid()),
                 args.threads,
                 args.max_tokens,
                 engine=args.parallel,
                 framings={},
                 flash_attn=args.flash_attn,
+                cache_reuse=args.cache_reuse,
             )
+            full_totals = engine_totals(grid_home)
+        shutil.rmtree(Path(tmp), ignore_errors=True)
     print(
         f"### Interviews at engine speed ({args.sessions} sessions of the standard protocol, "
         f"{args.threads} threads, max {args.max_tokens} tokens per answer)\n"
     )
-    print("| run | seconds | completion tokens | tokens/s |\n|---|---:|---:|---:|")
+    print(
+        "| run | seconds | completion tokens | tokens/s | prompt tokens evaluated | "
+        "prompt eval s |\n|---|---:|---:|---:|---:|---:|"
+    )
     if one_s:
         print(
             f"| runner, embedded llama.cpp, one session at a time | {one_s:.1f} | {one_t} | "
-            f"{one_t / one_s:.1f} |"
+            f"{one_t / one_s:.1f} | | |"
         )
-    print(
-        f"| runner, managed llama-server, {args.parallel} sessions at once | {many_s:.1f} | "
-        f"{many_t} | {many_t / many_s:.1f} |"
-    )
-    if one_s:
-        print(f"\nspeed-up in wall time: {one_s / many_s:.2f}x")
-    per_session = many_s / args.sessions
-    print(
-        f"the full grid ({len(grid())} framings) at the engine's pace: about "
-        f"{len(grid()) * per_session / 60:.0f} min (target <= 30)"
-    )
-    if full is not None:
+    for label, many_s, many_t, totals in runs:
         print(
-            f"the full grid through the engine, measured: {full[0] / 60:.1f} min, {full[1]} tokens"
+            f"| runner, managed llama-server, {args.parallel} sessions at once{label} | "
+            f"{many_s:.1f} | {many_t} | {many_t / many_s:.1f} | {totals['prompt_tokens']:.0f} | "
+            f"{totals['prompt_s']:.1f} |"
+        )
+    if runs:
+        many_s = runs[-1][1]
+        if one_s:
+            print(f"\nspeed-up in wall time: {one_s / many_s:.2f}x")
+        if len(runs) == 2:
+            print(f"\nwall time, without / with cache reuse: {runs[0][1] / runs[1][1]:.2f}x")
+        per_session = many_s / args.sessions
+        print(
+            f"the full grid ({len(grid())} framings) at the engine's pace: about "
+            f"{len(grid()) * per_session / 60:.0f} min (target <= 30)"
+        )
+    if full is not None:
+        reuse = f", cache reuse {args.cache_reuse}" if args.cache_reuse else ""
+        print(
+            f"the full grid through the engine{reuse}, measured: {full[0] / 60:.1f} min, "
+            f"{full[1]} tokens, {full_totals['prompt_tokens']:.0f} prompt tokens evaluated"
         )
     return 0
 

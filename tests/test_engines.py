@@ -765,3 +765,66 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _exchanges(count: int) -> list[Any]:
+    from emeritus.runtime import Message
+
+    said: list[Any] = []
+    for i in range(count):
+        said.append(Message("user", f"Question {i}: what did people ask you about in month {i}?"))
+        said.append(
+            Message(
+                "assistant",
+                f"In month {i} they mostly asked about recipes, train times and letters to "
+                f"their landlords; a few asked me to explain tax forms line by line.",
+            )
+        )
+    return said
+
+
+def test_a_conversation_that_drops_its_oldest_exchanges_reuses_the_rest_with_cache_reuse(
+    tmp_path: Path, opened: tuple[Archive, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interview's window drops its oldest exchanges (docs/design/interview-protocol.md):
+    the next prompt shares only the system prompt as a prefix with the slot's cache. With
+    `cache_reuse`, llama-server shifts the kept exchanges' cache to their new place instead
+    of evaluating them again; without it, it evaluates them again; across principals, never."""
+    from emeritus.runtime import ChatRequest, Message, OpenAIBackend, Params, open_preserved
+
+    cached: list[int] = []
+    post = OpenAIBackend._post
+
+    def spy(self: OpenAIBackend, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = post(self, path, body)
+        cached.append(int(answer.get("timings", {}).get("cache_n", -1)))
+        return answer
+
+    monkeypatch.setattr(OpenAIBackend, "_post", spy)
+    system = Message("system", "You are being interviewed before your retirement.")
+    said, last = _exchanges(6), Message("user", "What would you like your successor to know?")
+    whole, kept = (system, *said, last), (system, *said[6:], last)  # the oldest 3 dropped
+
+    def ask(backend: Any, messages: tuple[Any, ...], scope: str) -> None:
+        backend.chat(ChatRequest(messages, Params(max_tokens=2), cache_scope=scope))
+
+    settings, _ = _home(
+        tmp_path, {MODEL: Deployment("llama-server", options={"parallel": 1, "cache_reuse": 16})}
+    )
+    with Store.open(settings) as store:
+        reusing, _size = open_preserved(Archive(store), MODEL)
+        try:
+            assert "--cache-reuse" in reusing.engine.command.argv
+            ask(reusing, whole, "alice")
+            ask(reusing, kept, "alice")
+            ask(reusing, whole, "bob")  # another principal on the only slot: from nothing
+        finally:
+            reusing.close()
+    _, plain = opened
+    ask(plain, whole, "dora")
+    ask(plain, kept, "dora")
+    with_reuse, across, without = cached[1], cached[2], cached[4]
+    # Three kept exchanges of about 45 tokens each come from the cache only with reuse.
+    assert with_reuse > without + 100, cached
+    assert 0 < without < 40, cached  # the system prompt alone
+    assert across == 0, cached

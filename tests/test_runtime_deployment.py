@@ -115,6 +115,9 @@ def test_a_deployment_is_recorded_once_as_an_event_and_replaced(
         (Deployment("nosuch"), "unknown backend 'nosuch': known are .*llamacpp.*mock.*openai"),
         (Deployment("openai"), "openai backend needs --url"),
         (Deployment("openai", "ftp://host/v1"), "must be an http"),
+        (Deployment("llama-server", options={"cache_reuse": -1}), "cache_reuse must be"),
+        (Deployment("llama-server", options={"cache_reuse": True}), "cache_reuse must be"),
+        (Deployment("vllm", options={"cache_reuse": 64}), "cache_reuse is an option of llama"),
     ],
 )
 def test_a_refused_deployment_changes_nothing(

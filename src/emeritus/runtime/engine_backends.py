@@ -57,6 +57,11 @@ class EngineBackend(Backend):
         for key in ("parallel", "context", "threads"):
             if key in options and (not isinstance(options[key], int) or options[key] < 1):
                 raise InvalidInput(f"{cls.kind}: {key} must be a whole number of at least 1")
+        reuse = options.get("cache_reuse")
+        if reuse is not None and cls.kind != "llama-server":
+            raise InvalidInput(f"{cls.kind}: cache_reuse is an option of llama-server only")
+        if reuse is not None and (type(reuse) is not int or reuse < 0):
+            raise InvalidInput(f"{cls.kind}: cache_reuse must be a whole number of tokens, 0 up")
         gib = options.get("kv_cache_gib")
         if gib is not None and (not isinstance(gib, int | float) or not 0 < gib <= 4096):
             raise InvalidInput(f"{cls.kind}: kv_cache_gib must be over 0 and at most 4096")
@@ -83,6 +88,7 @@ class EngineBackend(Backend):
     ) -> None:
         self.preserved, self.name = preserved, self.kind
         self.slots: int = int(settings["parallel"])
+        self.cache_reuse = int(settings.get("cache_reuse") or 0)
         self.start_wait = float(settings["start_wait"])
         keep_alive = settings.get("keep_alive")
         self.keep_alive = float(keep_alive) if keep_alive is not None else None
@@ -169,7 +175,10 @@ class EngineBackend(Backend):
         return self.upstream().count_prompt_tokens(request)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.runtime, "slots": self.slots}
+        described = {**self.runtime, "slots": self.slots}
+        if self.cache_reuse:  # it changes what a kept exchange is computed from: provenance
+            described["cache_reuse"] = self.cache_reuse
+        return described
 
     def release(self, reason: str) -> None:
         self.engine.stop(reason)
@@ -484,6 +493,9 @@ def llama_server_argv(path: Path, name: str, options: Mapping[str, Any]) -> list
         # the same weights answer greedy canaries differently from token 0.
         "--flash-attn", "on" if settings.get("flash_attn") else "off",
     ]  # fmt: skip
+    cache_reuse = int(settings.get("cache_reuse") or 0)
+    if cache_reuse:  # KV shifting of cached chunks; only where a request may use the cache
+        argv += ["--cache-reuse", str(cache_reuse)]
     sleep_after = settings.get("sleep_after", SLEEP_AFTER)
     if sleep_after:  # the engine frees the model's memory when idle, and reloads on use
         argv += ["--sleep-idle-seconds", str(int(sleep_after))]
