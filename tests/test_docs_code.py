@@ -441,11 +441,12 @@ def _gateway_codes() -> dict[str, set[int | None]]:
                 status, code = node.args[0], node.args[2]
             elif called in {"Outcome", "End"}:  # how an admitted request ended
                 status = node.args[0] if called == "Outcome" and node.args else None
-                code = next((k.value for k in node.keywords if k.arg == "code"), None)
+                given = {k.arg: k.value for k in node.keywords}
+                code, status = given.get("code"), given.get("status", status)
             if code is None:
                 continue
-            if ast.unparse(code) == "outcome.code":
-                continue  # an Outcome's code, found where the Outcome is made
+            if ast.unparse(code) in {"outcome.code", "early.code"}:
+                continue  # an Outcome's or a stream End's code, found where it is made
             if ast.unparse(code) == "type(exc).__name__.lower()":
                 # the exception handler: a refused operation's class name, status by its base
                 for base, number in STATUS.items():

@@ -198,11 +198,14 @@ def test_every_failure_is_settled_once_with_its_status(store: Store) -> None:
         assert (bug.status_code, bug.json()["error"]["code"]) == (500, "internal_error")
         assert "internals" not in bug.text  # the exception is logged, not sent
         streamed = {}
-        for fault in ("fail:2", "bug:2", "fail:0"):
+        for fault in ("fail:2", "bug:2"):
             response = served.ask(fault, stream=True)
             assert response.status_code == 200
             streamed[fault] = list(events(response.iter_lines()))
+        # Failed before its first word: the response had not started, so it is an HTTP error.
+        early = served.ask("fail:0", stream=True)
         rows = served.settled(5)
+    assert (early.status_code, early.json()["error"]["code"]) == (502, "backend_error")
     assert [e["error"]["code"] for e in streamed["fail:2"] if "error" in e] == ["backend_error"]
     assert [e["error"]["code"] for e in streamed["bug:2"] if "error" in e] == ["internal_error"]
     words = [
@@ -273,36 +276,34 @@ def test_a_request_too_long_for_the_context_is_the_clients_400_and_costs_nothing
     store: Store,
 ) -> None:
     """Not the backend's 502: the client asked for more than the model can hold (OpenAI's
-    `context_length_exceeded`); in a stream, the error event carries the same code."""
+    `context_length_exceeded`); streamed or not, the same 400 (a stream's response waits for
+    its first chunk, so a refusal before it is still an HTTP status)."""
     with serving(store) as served:
         plain = served.ask("toolong")
         streamed = served.ask("toolong", stream=True)
-        ends = [e["error"]["code"] for e in events(streamed.iter_lines()) if "error" in e]
         rows = served.settled(2)
         requests = served.metric('emeritus_requests_total{model="kept-model",status="400"}')
-    assert plain.status_code == 400
-    assert plain.json()["error"]["code"] == "context_length_exceeded"
-    assert "exceeds" in plain.json()["error"]["message"]
-    assert ends == ["context_length_exceeded"]
+    for answer in (plain, streamed):
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "context_length_exceeded"
+        assert "exceeds" in answer.json()["error"]["message"]
     assert rows == [(400, 0, 0), (400, 0, 0)] and requests == 2
 
 
 def test_a_disconnect_before_the_first_token_is_metered(store: Store) -> None:
+    """The response waits for the first chunk; a client that gives up before it (here: its read
+    timeout, while the model holds before its first word) is cut off having been handed
+    nothing."""
     with serving(store) as served:
-        with httpx.stream(
-            "POST",
-            f"{served.base}/chat/completions",
-            headers={"Authorization": f"Bearer {served.key}"},
-            json=served.body("hold:0", stream=True),
-            timeout=10,
-        ) as response:
-            first = next(response.iter_lines())  # the role chunk; the model is still holding
-            assert served.control.holding.acquire(timeout=5)
-        assert first.startswith("data: ")
-        wait_until(
-            lambda: served.metric('emeritus_streams_open{model="kept-model"}') == 0,
-            "the disconnect",
-        )
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{served.base}/chat/completions",
+                headers={"Authorization": f"Bearer {served.key}"},
+                json=served.body("hold:0", stream=True),
+                timeout=httpx.Timeout(10, read=1.5),
+            )
+        assert served.control.holding.acquire(timeout=5)  # still before its first word
+        time.sleep(1.0)  # the server reads the hang-up on loopback within milliseconds
         served.control.go.set()
         [(status, prompt, completion)] = served.settled(1)
         assert served.control.closed.wait(5)  # the generation was stopped, not left to the GC

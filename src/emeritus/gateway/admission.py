@@ -100,6 +100,8 @@ class End:
     usage: TokenUsage | None = None
     code: str = ""
     message: str = ""
+    status: int = 200  # what the request was settled with: a failure before any chunk is its
+    # client's HTTP status (the response has not started)
 
 
 class Stream:
@@ -139,6 +141,18 @@ class Stream:
             self._loop.call_soon_threadsafe(self._ready.set)
         except RuntimeError:  # the event loop has stopped: nobody reads any more
             self.close()
+
+    async def started(self) -> End | None:
+        """Wait for the first chunk or the end (event loop): the end if the stream ended before
+        handing over any chunk, so that its failure can still be an HTTP status; else None."""
+        while True:
+            with self._cond:
+                if self._items:
+                    return None
+                if self._end is not None:
+                    return self._end
+                self._ready.clear()
+            await self._ready.wait()
 
     async def get(self) -> str | End:
         """The next chunk, or the end once every chunk was read (event loop)."""
@@ -382,7 +396,7 @@ class Admission:
         request is settled, so that a client that has read the end finds it metered."""
         model, timeout = slot.model, self.settings.stall_timeout
         prompt = completion = 0
-        end = End(code="internal_error", message=f"{model} failed unexpectedly")
+        end = End(code="internal_error", message=f"{model} failed unexpectedly", status=500)
         outcome: Outcome | None = None
         try:
             with self.pool.use(model) as backend:
@@ -406,10 +420,10 @@ class Admission:
                 finally:
                     _close(pieces)  # stops the engine, from the thread that ran it
         except ContextExceeded as exc:  # before the first chunk: nothing was evaluated
-            end = End(code=TOO_LONG, message=str(exc))
+            end = End(code=TOO_LONG, message=str(exc), status=400)
             outcome = _failed(400, prompt, completion)
         except BackendError as exc:
-            end = End(code="backend_error", message=f"{model} failed: {exc}")
+            end = End(code="backend_error", message=f"{model} failed: {exc}", status=502)
             outcome = _failed(502, prompt, completion)
         except Exception:
             log.exception("%s failed unexpectedly", model)
@@ -419,7 +433,9 @@ class Admission:
             if not self._settle(slot, settle, outcome) and outcome.status == 200:
                 # an answer that is not metered does not end as a success
                 end = End(
-                    code="internal_error", message=f"{model}: the request could not be recorded"
+                    code="internal_error",
+                    message=f"{model}: the request could not be recorded",
+                    status=500,
                 )
             stream.finish(end)
 
@@ -434,6 +450,7 @@ class Admission:
             code=f"client_{reason}",
             message=f"cut off: the client {reason}"
             + ("" if stream.closed else f" (read nothing for {wait:g} s)"),
+            status=CLIENT_GONE,
         )
         return Outcome(CLIENT_GONE, prompt, completion), end
 

@@ -5,6 +5,7 @@ of the model, generation decoupled from the client), and is metered exactly once
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from emeritus.access import Decision, Ticket
 from emeritus.errors import NotFound
-from emeritus.gateway.admission import NotReady, Outcome, Stream, Unavailable
+from emeritus.gateway.admission import End, NotReady, Outcome, Stream, Unavailable
 from emeritus.gateway.common import (
     Current,
     EncodableJSONResponse,
@@ -75,6 +76,9 @@ async def chat_completions(
         refused.headers["Retry-After"] = str(busy.retry_after)
         return refused
     if body.stream:
+        early = await _first_chunk(stream, request)
+        if early is not None and early.code:  # failed before any chunk: still an HTTP error
+            return error(early.status, early.message, early.code)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return EventStream(
             stream,
@@ -158,6 +162,28 @@ def settle_usage(gateway: Gateway, ticket: Ticket, started: float, outcome: Outc
     m.tokens.labels(ticket.model, "prompt").inc(outcome.prompt_tokens)
     m.tokens.labels(ticket.model, "completion").inc(outcome.completion_tokens)
     m.latency.labels(ticket.model).observe(elapsed)
+
+
+async def _first_chunk(stream: Stream, request: Request) -> End | None:
+    """Hold the response until the stream's first chunk (or its end), as vLLM and OpenAI do, so
+    that a request that fails before answering gets its HTTP status, not an error event after a
+    200. A client that hangs up meanwhile closes the stream: the generation stops at its next
+    chunk and is cut off, having handed nothing over."""
+    first = asyncio.ensure_future(stream.started())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((first, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not first.done():
+        stream.close()
+        return await first  # the generation's end: cut off, and settled
+    return first.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _response_id(ticket: Ticket) -> str:
