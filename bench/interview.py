@@ -281,14 +281,16 @@ def engine_main(args: argparse.Namespace) -> int:
             )
             full_totals = engine_totals(grid_home)
         shutil.rmtree(Path(tmp), ignore_errors=True)
+    sessions = len(grid()) if args.grid_only else args.sessions
     print(
-        f"### Interviews at engine speed ({args.sessions} sessions of the standard protocol, "
+        f"### Interviews at engine speed ({sessions} sessions of the standard protocol, "
         f"{args.threads} threads, max {args.max_tokens} tokens per answer)\n"
     )
-    print(
-        "| run | seconds | completion tokens | tokens/s | prompt tokens evaluated | "
-        "prompt eval s |\n|---|---:|---:|---:|---:|---:|"
-    )
+    if runs or one_s:
+        print(
+            "| run | seconds | completion tokens | tokens/s | prompt tokens evaluated | "
+            "prompt eval s |\n|---|---:|---:|---:|---:|---:|"
+        )
     if one_s:
         print(
             f"| runner, embedded llama.cpp, one session at a time | {one_s:.1f} | {one_t} | "

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from emeritus.lifecycle.models import ModelInfo
 from emeritus.lifecycle.states import Availability
 from emeritus.lifecycle.tables import ModelRecord, NoticeRecord
 from emeritus.store import atomic_write, human_day, iso
@@ -239,15 +240,10 @@ def compose_successor_change(model: ModelRecord, *, public_url: str) -> tuple[st
     return title, "\n".join(lines) + "\n"
 
 
-def successor_chain(model: ModelRecord, *, limit: int = 10) -> list[str]:
-    """The model, its successor, that one's successor, ...: stops at a repeat or `limit`."""
-    chain, seen = [model.name], {model.id}
-    current = model.successor
-    while current is not None and current.id not in seen and len(chain) < limit:
-        chain.append(current.name)
-        seen.add(current.id)
-        current = current.successor
-    return chain
+def successor_chain(model: ModelRecord) -> list[str]:
+    """The model, its successor, that one's successor, ...: as `models list` shows it (stops at
+    a repeat or after `CHAIN_LIMIT` names)."""
+    return [model.name, *ModelInfo.from_record(model).successor_chain]
 
 
 def compose_cancellation(model: ModelRecord, *, reason: str) -> tuple[str, str]:
