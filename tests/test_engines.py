@@ -543,14 +543,10 @@ def test_an_engines_size_is_its_weights_and_kv_cache_and_it_reports_token_ids(
     assert "commit" in runtime["version"] and "GGML_NATIVE=OFF" in runtime["build_flags"]
 
 
-def test_a_cached_prefix_is_reused_within_one_principal_and_never_across(
-    opened: tuple[Archive, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The engine's own report of the prompt tokens it took from its cache (`timings.cache_n`),
-    read from its real answers."""
-    from emeritus.runtime import ChatRequest, Message, OpenAIBackend, Params
+def _cache_reports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """What the engine says it took from its cache (`timings.cache_n`) for each answer."""
+    from emeritus.runtime import OpenAIBackend
 
-    _, backend = opened
     cached: list[int] = []
     post = OpenAIBackend._post
 
@@ -560,6 +556,18 @@ def test_a_cached_prefix_is_reused_within_one_principal_and_never_across(
         return answer
 
     monkeypatch.setattr(OpenAIBackend, "_post", spy)
+    return cached
+
+
+def test_a_cached_prefix_is_reused_within_one_principal_and_never_across(
+    opened: tuple[Archive, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's own report of the prompt tokens it took from its cache (`timings.cache_n`),
+    read from its real answers."""
+    from emeritus.runtime import ChatRequest, Message, Params
+
+    _, backend = opened
+    cached = _cache_reports(monkeypatch)
     secret = "My account number is 4417 1234 5678 9113 and my question is about fees. " * 4
 
     def ask(scope: str | None) -> None:
@@ -790,17 +798,9 @@ def test_a_conversation_that_drops_its_oldest_exchanges_reuses_the_rest_with_cac
     the next prompt shares only the system prompt as a prefix with the slot's cache. With
     `cache_reuse`, llama-server shifts the kept exchanges' cache to their new place instead
     of evaluating them again; without it, it evaluates them again; across principals, never."""
-    from emeritus.runtime import ChatRequest, Message, OpenAIBackend, Params, open_preserved
+    from emeritus.runtime import ChatRequest, Message, Params, open_preserved
 
-    cached: list[int] = []
-    post = OpenAIBackend._post
-
-    def spy(self: OpenAIBackend, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        answer = post(self, path, body)
-        cached.append(int(answer.get("timings", {}).get("cache_n", -1)))
-        return answer
-
-    monkeypatch.setattr(OpenAIBackend, "_post", spy)
+    cached = _cache_reports(monkeypatch)
     system = Message("system", "You are being interviewed before your retirement.")
     said, last = _exchanges(6), Message("user", "What would you like your successor to know?")
     whole, kept = (system, *said, last), (system, *said[6:], last)  # the oldest 3 dropped
