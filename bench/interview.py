@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -280,7 +279,6 @@ def engine_main(args: argparse.Namespace) -> int:
                 cache_reuse=args.cache_reuse,
             )
             full_totals = engine_totals(grid_home)
-        shutil.rmtree(Path(tmp), ignore_errors=True)
     sessions = len(grid()) if args.grid_only else args.sessions
     print(
         f"### Interviews at engine speed ({sessions} sessions of the standard protocol, "
@@ -289,18 +287,18 @@ def engine_main(args: argparse.Namespace) -> int:
     if runs or one_s:
         print(
             "| run | seconds | completion tokens | tokens/s | prompt tokens evaluated | "
-            "prompt eval s |\n|---|---:|---:|---:|---:|---:|"
+            "prompt eval s | generation s |\n|---|---:|---:|---:|---:|---:|---:|"
         )
     if one_s:
         print(
             f"| runner, embedded llama.cpp, one session at a time | {one_s:.1f} | {one_t} | "
-            f"{one_t / one_s:.1f} | | |"
+            f"{one_t / one_s:.1f} | | | |"
         )
     for label, many_s, many_t, totals in runs:
         print(
             f"| runner, managed llama-server, {args.parallel} sessions at once{label} | "
             f"{many_s:.1f} | {many_t} | {many_t / many_s:.1f} | {totals['prompt_tokens']:.0f} | "
-            f"{totals['prompt_s']:.1f} |"
+            f"{totals['prompt_s']:.1f} | {totals['eval_s']:.1f} |"
         )
     if runs:
         many_s = runs[-1][1]

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from emeritus.errors import InvalidInput
 from emeritus.gateway.metrics import Metrics
@@ -396,7 +396,7 @@ class Admission:
         request is settled, so that a client that has read the end finds it metered."""
         model, timeout = slot.model, self.settings.stall_timeout
         prompt = completion = 0
-        end = End(code="internal_error", message=f"{model} failed unexpectedly", status=500)
+        end = End(code="internal_error", message=f"{model} failed unexpectedly")
         outcome: Outcome | None = None
         try:
             with self.pool.use(model) as backend:
@@ -420,10 +420,10 @@ class Admission:
                 finally:
                     _close(pieces)  # stops the engine, from the thread that ran it
         except ContextExceeded as exc:  # before the first chunk: nothing was evaluated
-            end = End(code=TOO_LONG, message=str(exc), status=400)
+            end = End(code=TOO_LONG, message=str(exc))
             outcome = _failed(400, prompt, completion)
         except BackendError as exc:
-            end = End(code="backend_error", message=f"{model} failed: {exc}", status=502)
+            end = End(code="backend_error", message=f"{model} failed: {exc}")
             outcome = _failed(502, prompt, completion)
         except Exception:
             log.exception("%s failed unexpectedly", model)
@@ -433,10 +433,10 @@ class Admission:
             if not self._settle(slot, settle, outcome) and outcome.status == 200:
                 # an answer that is not metered does not end as a success
                 end = End(
-                    code="internal_error",
-                    message=f"{model}: the request could not be recorded",
-                    status=500,
+                    code="internal_error", message=f"{model}: the request could not be recorded"
                 )
+            if end.code:  # a failure ends with the status it was settled with (500: unmetered)
+                end = replace(end, status=outcome.status if outcome.status != 200 else 500)
             stream.finish(end)
 
     def _cut_off(
@@ -450,7 +450,6 @@ class Admission:
             code=f"client_{reason}",
             message=f"cut off: the client {reason}"
             + ("" if stream.closed else f" (read nothing for {wait:g} s)"),
-            status=CLIENT_GONE,
         )
         return Outcome(CLIENT_GONE, prompt, completion), end
 

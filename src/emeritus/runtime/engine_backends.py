@@ -50,6 +50,7 @@ class EngineBackend(Backend):
 
     in_process = True  # the engine's memory is this machine's: it counts against the budget
     kind: ClassVar[str] = "engine"
+    reuses_moved_chunks: ClassVar[bool] = False  # takes `cache_reuse` (llama-server's)
 
     @classmethod
     def check_deployment(cls, deployment: Deployment) -> None:
@@ -58,7 +59,7 @@ class EngineBackend(Backend):
             if key in options and (not isinstance(options[key], int) or options[key] < 1):
                 raise InvalidInput(f"{cls.kind}: {key} must be a whole number of at least 1")
         reuse = options.get("cache_reuse")
-        if reuse is not None and cls.kind != "llama-server":
+        if reuse is not None and not cls.reuses_moved_chunks:
             raise InvalidInput(f"{cls.kind}: cache_reuse is an option of llama-server only")
         if reuse is not None and (type(reuse) is not int or reuse < 0):
             raise InvalidInput(f"{cls.kind}: cache_reuse must be a whole number of tokens, 0 up")
@@ -300,6 +301,7 @@ class LlamaServerBackend(EngineBackend):
 
     name = "llama-server"
     kind = "llama-server"
+    reuses_moved_chunks = True
 
     def isolation(self, request: ChatRequest) -> tuple[dict[str, Any], Callable[[], None]]:
         """The slot the request runs in, chosen by emeritus (`id_slot`), and whether it may use
